@@ -1,0 +1,44 @@
+/*
+ * The lfsfs command line: one cmd_<name>() per file, listed in the table
+ * in main.c with its one-line help.  Commands print and return an exit
+ * status; only this directory may print to the terminal or exit.
+ */
+#ifndef LFSFS_CLI_H
+#define LFSFS_CLI_H
+
+#include <stdint.h>
+
+struct lfsfs_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+/* Exit statuses (documented in docs/CLI.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,     /* the operation failed */
+	EXIT_USAGE = 2,    /* bad command line */
+	EXIT_INTEGRITY = 3,/* SIZE/CHECKSUM_MISMATCH, IMMUTABILITY_VIOLATION, UNSTABLE_OBJECT_SOURCE */
+	EXIT_SOURCE = 4,   /* SOURCE_NOT_ACCESSIBLE, CREDENTIALS_MISSING */
+};
+
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+
+/* "error: <msg>" on stderr (message lowercase, subject quoted). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parse "123", "64K", "10M", "2G", "1T" (binary units). -1 on error. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* $XDG_CACHE_HOME/lfsfs or ~/.cache/lfsfs (malloc'd). */
+char *cli_default_cache_dir(void);
+/* Absolute, lexically normalized form of path (malloc'd). Does not
+ * touch the path itself, so it works on stale mountpoints. */
+char *cli_path_absolute(const char *path);
+/* mkdir -p with mode 0700 for created parts. 0 or -1 (errno set). */
+int cli_mkdir_p(const char *dir);
+/* Map a library return code to an exit status. */
+int cli_exit_for(int rc);
+
+#endif

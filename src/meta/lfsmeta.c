@@ -1,0 +1,565 @@
+/* Readers for committed .lfs-meta records and the local .git/drs hint cache. */
+#include "meta/lfsmeta.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lfsfs/error.h"
+#include "util/buf.h"
+#include "util/path.h"
+
+/* metadata.json lists a whole repository; per-object records are tiny.
+ * Both caps stop a hostile or corrupt file from eating memory. */
+#define META_FILE_CAP ((size_t)256 << 20)
+#define RECORD_FILE_CAP ((size_t)1 << 20)
+/* Largest integer a JSON number (a double) carries exactly: 2^53. */
+#define JSON_EXACT_MAX 9007199254740992.0
+
+/* 1-based line and byte column of `at` inside buf. */
+static void text_position(const char *buf, const char *at, unsigned *line, unsigned *col)
+{
+	const char *p, *bol = buf;
+
+	*line = 1;
+	for (p = buf; p < at; p++) {
+		if (*p == '\n') {
+			(*line)++;
+			bol = p + 1;
+		}
+	}
+	*col = (unsigned)(at - bol) + 1;
+}
+
+/*
+ * Read and parse the JSON file at path (at most cap bytes) into *out,
+ * which the caller frees with cJSON_Delete().  -ENOENT is returned
+ * without a message so callers can treat "absent" as a normal answer.
+ */
+static int json_load(const char *path, size_t cap, cJSON **out)
+{
+	struct lfsfs_buf b = LFSFS_BUF_INIT(cap);
+	const char *end = NULL;
+	unsigned line, col;
+	int rc;
+
+	*out = NULL;
+	rc = lfsfs_buf_read_file(&b, path);
+	if (rc == -ENOENT)
+		goto out;
+	if (rc == -E2BIG) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot read '%s': larger than %zu bytes",
+				     path, cap);
+		goto out;
+	}
+	if (rc) {
+		rc = lfsfs_error_set(rc, "cannot read '%s': %s", path, lfsfs_code_name(rc));
+		goto out;
+	}
+	end = memchr(b.data, '\0', b.len);
+	if (end) {
+		text_position(b.data, end, &line, &col);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': nul byte in json",
+				     path, line, col);
+		goto out;
+	}
+	*out = cJSON_ParseWithOpts(b.data, &end, 1);
+	if (!*out) {
+		/* cJSON points return_parse_end at the failing byte. */
+		if (!end || end < b.data || end > b.data + b.len)
+			end = b.data;
+		text_position(b.data, end, &line, &col);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': malformed json",
+				     path, line, col);
+		goto out;
+	}
+	rc = 0;
+out:
+	lfsfs_buf_release(&b);
+	return rc;
+}
+
+/* Decimal digits only, fits uint64. */
+static int parse_decimal(const char *s, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return -1;
+		d = (unsigned)(*s - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
+/* A size is a non-negative integral JSON number (exact only up to 2^53,
+ * so larger ones must be strings) or a string of decimal digits. */
+static int json_size(const cJSON *it, uint64_t *out)
+{
+	double d;
+
+	if (cJSON_IsString(it))
+		return parse_decimal(it->valuestring, out);
+	if (!cJSON_IsNumber(it))
+		return -1;
+	d = it->valuedouble;
+	if (!(d >= 0 && d <= JSON_EXACT_MAX) || (double)(uint64_t)d != d)
+		return -1;
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* "<hex>" or "sha256:<hex>", 64 hex digits in either case; out gets
+ * lowercase.  -1 if malformed. */
+static int json_sha256(const cJSON *it, char *out)
+{
+	const char *s;
+
+	if (!cJSON_IsString(it))
+		return -1;
+	s = it->valuestring;
+	if (!strncmp(s, "sha256:", 7))
+		s += 7;
+	for (int i = 0; i < LFSFS_OID_HEX_LEN; i++) {
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -1;
+		out[i] = c;
+	}
+	if (s[LFSFS_OID_HEX_LEN])
+		return -1;
+	out[LFSFS_OID_HEX_LEN] = '\0';
+	return 0;
+}
+
+/* Present and not JSON null. */
+static const cJSON *field(const cJSON *obj, const char *name)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsNull(it) ? NULL : it;
+}
+
+static void entry_release(struct lfsfs_meta_entry *e)
+{
+	free(e->path);
+	free(e->url);
+	free(e->etag);
+	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * Fill e (path already set) from one metadata.json value.  0 on success,
+ * 1 if the entry is unusable (*why says why), -ENOMEM.
+ */
+static int entry_fill(const cJSON *obj, struct lfsfs_meta_entry *e, const char **why)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsObject(obj)) {
+		*why = "value is not a json object";
+		return 1;
+	}
+	it = field(obj, "remote_url");
+	if (!cJSON_IsString(it) || !*it->valuestring) {
+		*why = "missing or empty \"remote_url\"";
+		return 1;
+	}
+	it = field(obj, "size");
+	if (!it) {
+		*why = "missing \"size\"";
+		return 1;
+	}
+	if (json_size(it, &e->size)) {
+		*why = "\"size\" must be a non-negative integer (a decimal string above 2^53)";
+		return 1;
+	}
+	e->has_size = 1;
+	it = field(obj, "sha256");
+	if (it && json_sha256(it, e->sha256)) {
+		*why = "\"sha256\" must be 64 hex digits, optionally prefixed 'sha256:'";
+		return 1;
+	}
+	it = field(obj, "etag");
+	if (it && !cJSON_IsString(it)) {
+		*why = "\"etag\" must be a string";
+		return 1;
+	}
+	if (it && *it->valuestring) {
+		e->etag = strdup(it->valuestring);
+		if (!e->etag)
+			return -ENOMEM;
+	}
+	e->url = strdup(field(obj, "remote_url")->valuestring);
+	if (!e->url)
+		return -ENOMEM;
+	return 0;
+}
+
+/* An entry plus its position in the file, so duplicates keep the first. */
+struct ordered_entry {
+	struct lfsfs_meta_entry e;
+	size_t order;
+};
+
+static int ordered_cmp(const void *a, const void *b)
+{
+	const struct ordered_entry *x = a, *y = b;
+	int c = strcmp(x->e.path, y->e.path);
+
+	if (c)
+		return c;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
+		    void (*refused)(const char *path, const char *why, void *ctx),
+		    void *ctx)
+{
+	struct ordered_entry *tmp = NULL;
+	struct lfsfs_meta *m = NULL;
+	const cJSON *it;
+	cJSON *root = NULL;
+	char *file = NULL;
+	size_t n = 0, total = 0, kept = 0;
+	int rc;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	file = lfsfs_path_join(repo, ".lfs-meta/metadata.json");
+	if (!m || !file) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = json_load(file, META_FILE_CAP, &root);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto done;
+	}
+	if (rc)
+		goto out;
+	if (!cJSON_IsObject(root)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+				     "cannot use '%s': top level must be a json object keyed by path",
+				     file);
+		goto out;
+	}
+	total = (size_t)cJSON_GetArraySize(root);
+	if (!total)
+		goto done;
+	tmp = calloc(total, sizeof(*tmp));
+	if (!tmp) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cJSON_ArrayForEach(it, root) {
+		struct ordered_entry *oe = &tmp[n];
+		const char *why = lfsfs_relpath_refusal(it->string);
+
+		if (why) {
+			if (refused)
+				refused(it->string ? it->string : "", why, ctx);
+			continue;
+		}
+		rc = lfsfs_relpath_normalize(it->string, &oe->e.path);
+		if (rc)
+			goto out;
+		rc = entry_fill(it, &oe->e, &why);
+		if (rc < 0)
+			goto out;
+		if (rc) {
+			if (refused)
+				refused(it->string, why, ctx);
+			entry_release(&oe->e);
+			rc = 0;
+			continue;
+		}
+		oe->order = n++;
+	}
+
+	qsort(tmp, n, sizeof(*tmp), ordered_cmp);
+	for (size_t i = 0; i < n; i++) {
+		/* "a//b" and "a/b" normalize alike: the first in the file wins. */
+		if (kept && !strcmp(tmp[i].e.path, tmp[kept - 1].e.path)) {
+			if (refused)
+				refused(tmp[i].e.path, "duplicate path; an earlier entry names the same file", ctx);
+			entry_release(&tmp[i].e);
+			continue;
+		}
+		if (i != kept) {
+			tmp[kept] = tmp[i];
+			memset(&tmp[i], 0, sizeof(tmp[i]));
+		}
+		kept++;
+	}
+	n = kept;
+	if (n) {
+		m->entries = malloc(n * sizeof(*m->entries));
+		if (!m->entries) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			m->entries[i] = tmp[i].e;
+			memset(&tmp[i].e, 0, sizeof(tmp[i].e));
+		}
+		m->n = n;
+	}
+done:
+	*out = m;
+	m = NULL;
+out:
+	if (tmp) {
+		/* Moved-out slots were zeroed, so releasing all is safe. */
+		for (size_t i = 0; i < total; i++)
+			entry_release(&tmp[i].e);
+		free(tmp);
+	}
+	lfsfs_meta_free(m);
+	cJSON_Delete(root);
+	free(file);
+	return rc;
+}
+
+void lfsfs_meta_free(struct lfsfs_meta *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		entry_release(&m->entries[i]);
+	free(m->entries);
+	free(m);
+}
+
+static int find_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct lfsfs_meta_entry *)elem)->path);
+}
+
+const struct lfsfs_meta_entry *lfsfs_meta_find(const struct lfsfs_meta *m,
+					       const char *path)
+{
+	if (!m || !m->n || !path)
+		return NULL;
+	return bsearch(path, m->entries, m->n, sizeof(*m->entries), find_cmp);
+}
+
+const struct lfsfs_meta_entry *lfsfs_meta_find_oid(const struct lfsfs_meta *m,
+						   const char *oid)
+{
+	if (!m || !oid || !*oid)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->entries[i].sha256, oid))
+			return &m->entries[i];
+	return NULL;
+}
+
+void lfsfs_record_release(struct lfsfs_record *r)
+{
+	for (size_t i = 0; i < r->n_urls; i++)
+		free(r->urls[i]);
+	free(r->urls);
+	free(r->etag);
+	memset(r, 0, sizeof(*r));
+}
+
+/* "<dir>/<mid>/<oid>.json", malloc'd; NULL on ENOMEM. */
+static char *oid_file(const char *dir, const char *mid, const char *oid)
+{
+	struct lfsfs_buf b = LFSFS_BUF_INIT(0);
+
+	if (lfsfs_buf_printf(&b, "%s/%s/%s.json", dir, mid, oid)) {
+		lfsfs_buf_release(&b);
+		return NULL;
+	}
+	return lfsfs_buf_detach(&b);
+}
+
+/* Append a copy of url unless it is already listed. */
+static int record_add_url(struct lfsfs_record *r, const char *url)
+{
+	for (size_t i = 0; i < r->n_urls; i++)
+		if (!strcmp(r->urls[i], url))
+			return 0;
+	r->urls[r->n_urls] = strdup(url);
+	if (!r->urls[r->n_urls])
+		return -ENOMEM;
+	r->n_urls++;
+	return 0;
+}
+
+int lfsfs_meta_read_sha256(const char *repo, const char *oid,
+			   struct lfsfs_record *out)
+{
+	const cJSON *url, *urls, *it;
+	char sha[LFSFS_OID_HEX_LEN + 1];
+	cJSON *root = NULL;
+	char *file = NULL;
+	size_t max_urls;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	/* The oid becomes a file name: never let it carry a path. */
+	if (!lfsfs_oid_valid(oid)) {
+		rc = lfsfs_error_set(-EINVAL, "invalid oid '%.80s'; expected 64 lowercase hex digits",
+				     oid ? oid : "");
+		goto out;
+	}
+	file = oid_file(repo, ".lfs-meta/sha256", oid);
+	if (!file) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = json_load(file, RECORD_FILE_CAP, &root);
+	if (rc)
+		goto out;
+	if (!cJSON_IsObject(root)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': top level must be a json object",
+				     file);
+		goto out;
+	}
+	it = field(root, "sha256");
+	if (it && json_sha256(it, sha)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+				     "cannot use '%s': \"sha256\" must be 64 hex digits", file);
+		goto out;
+	}
+	if (it && strcmp(sha, oid)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+				     "cannot use '%s': \"sha256\" is '%s' but the file is named for '%s'; fix or remove the record",
+				     file, sha, oid);
+		goto out;
+	}
+	memcpy(out->sha256, oid, sizeof(out->sha256));
+
+	url = field(root, "url");
+	urls = field(root, "urls");
+	if (url && (!cJSON_IsString(url) || !*url->valuestring)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"url\" must be a non-empty string",
+				     file);
+		goto out;
+	}
+	if (urls && !cJSON_IsArray(urls)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"urls\" must be an array of strings",
+				     file);
+		goto out;
+	}
+	max_urls = (url ? 1 : 0) + (urls ? (size_t)cJSON_GetArraySize(urls) : 0);
+	if (!max_urls) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': no \"url\" or \"urls\"", file);
+		goto out;
+	}
+	out->urls = calloc(max_urls, sizeof(*out->urls));
+	if (!out->urls) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (url) {
+		rc = record_add_url(out, url->valuestring);
+		if (rc)
+			goto out;
+	}
+	cJSON_ArrayForEach(it, urls) {
+		if (!cJSON_IsString(it) || !*it->valuestring) {
+			rc = lfsfs_error_set(-LFSFS_EPARSE,
+					     "cannot use '%s': \"urls\" must be an array of non-empty strings",
+					     file);
+			goto out;
+		}
+		rc = record_add_url(out, it->valuestring);
+		if (rc)
+			goto out;
+	}
+
+	it = field(root, "size");
+	if (it) {
+		if (json_size(it, &out->size)) {
+			rc = lfsfs_error_set(-LFSFS_EPARSE,
+					     "cannot use '%s': \"size\" must be a non-negative integer",
+					     file);
+			goto out;
+		}
+		out->has_size = 1;
+	}
+	it = field(root, "etag");
+	if (it && !cJSON_IsString(it)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"etag\" must be a string", file);
+		goto out;
+	}
+	if (it && *it->valuestring) {
+		out->etag = strdup(it->valuestring);
+		if (!out->etag) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (rc)
+		lfsfs_record_release(out);
+	cJSON_Delete(root);
+	free(file);
+	return rc;
+}
+
+int lfsfs_hint_read_url(const char *gitdir, const char *oid, char **url)
+{
+	const cJSON *it;
+	char sha[LFSFS_OID_HEX_LEN + 1];
+	cJSON *root = NULL;
+	char *file = NULL;
+	int rc;
+
+	*url = NULL;
+	if (!lfsfs_oid_valid(oid)) {
+		rc = lfsfs_error_set(-EINVAL, "invalid oid '%.80s'; expected 64 lowercase hex digits",
+				     oid ? oid : "");
+		goto out;
+	}
+	file = oid_file(gitdir, "drs/pre-commit/v1/oids", oid);
+	if (!file) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = json_load(file, RECORD_FILE_CAP, &root);
+	if (rc)
+		goto out;
+	if (!cJSON_IsObject(root)) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': top level must be a json object",
+				     file);
+		goto out;
+	}
+	/* A hint filed under the wrong oid would point reads at other bytes. */
+	it = field(root, "lfs_oid");
+	if (it && (json_sha256(it, sha) || strcmp(sha, oid))) {
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+				     "cannot use '%s': \"lfs_oid\" does not match the file name's oid",
+				     file);
+		goto out;
+	}
+	it = field(root, "s3_url");
+	if (!cJSON_IsString(it) || !*it->valuestring) {
+		/* Advisory cache: no URL is "no hint", not an error. */
+		rc = -ENOENT;
+		goto out;
+	}
+	*url = strdup(it->valuestring);
+	rc = *url ? 0 : -ENOMEM;
+out:
+	cJSON_Delete(root);
+	free(file);
+	return rc;
+}

@@ -1,0 +1,121 @@
+/* Normalization of untrusted repository-relative paths, and path joining. */
+#include "util/path.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lfsfs/error.h"
+
+/* Length of the component starting at s (up to '/' or NUL). */
+static size_t comp_len(const char *s)
+{
+	const char *e = strchr(s, '/');
+
+	return e ? (size_t)(e - s) : strlen(s);
+}
+
+const char *lfsfs_relpath_refusal(const char *in)
+{
+	const char *s;
+	size_t kept = 0;
+
+	if (!in || !*in)
+		return "path is empty";
+	if (in[0] == '/')
+		return "absolute paths are not allowed";
+	if (strlen(in) >= PATH_MAX)
+		return "path is longer than PATH_MAX";
+	for (s = in; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\\')
+			return "backslashes are not allowed";
+		if (c < 0x20 || c == 0x7f)
+			return "control characters are not allowed";
+	}
+	for (s = in; *s;) {
+		size_t n = comp_len(s);
+
+		if (n == 2 && !memcmp(s, "..", 2))
+			return "'..' component leaves the repository";
+		if (n == 4 && !strncasecmp(s, ".git", 4))
+			return "'.git' component is the repository's own data";
+		if (n > NAME_MAX)
+			return "component is longer than NAME_MAX";
+		if (n && !(n == 1 && s[0] == '.'))
+			kept++;
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	if (!kept)
+		return "path names no file";
+	return NULL;
+}
+
+int lfsfs_relpath_normalize(const char *in, char **out)
+{
+	const char *why = lfsfs_relpath_refusal(in);
+	const char *s;
+	char *res = NULL;
+	size_t o = 0;
+	int rc;
+
+	*out = NULL;
+	if (why) {
+		rc = lfsfs_error_set(-EINVAL, "refusing path '%s': %s", in ? in : "", why);
+		goto out;
+	}
+	/* The result is never longer than the input. */
+	res = malloc(strlen(in) + 1);
+	if (!res) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (s = in; *s;) {
+		size_t n = comp_len(s);
+
+		if (n && !(n == 1 && s[0] == '.')) {
+			if (o)
+				res[o++] = '/';
+			memcpy(res + o, s, n);
+			o += n;
+		}
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	res[o] = '\0';
+	*out = res;
+	res = NULL;
+	rc = 0;
+out:
+	free(res);
+	return rc;
+}
+
+char *lfsfs_path_join(const char *dir, const char *rel)
+{
+	size_t dl = strlen(dir), rl = strlen(rel);
+	int sep;
+	char *s;
+
+	/* "dir/" + "/x" must not give "dir//x". */
+	while (rl && *rel == '/' && dl) {
+		rel++;
+		rl--;
+	}
+	sep = dl && rl && dir[dl - 1] != '/';
+	s = malloc(dl + (size_t)sep + rl + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, dir, dl);
+	if (sep)
+		s[dl] = '/';
+	memcpy(s + dl + sep, rel, rl);
+	s[dl + sep + rl] = '\0';
+	return s;
+}
