@@ -38,13 +38,31 @@ static void human(uint64_t v, char *out, size_t cap)
 	snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", d, u[i]);
 }
 
-/* Mount info the daemon left in DIR/mount.json, if it is still alive. */
-static cJSON *active_mount(const char *dir)
+/* 1 if pid is a live process (a zombie is not). */
+static int alive(pid_t pid)
+{
+	char path[64], st[128];
+	FILE *f;
+	int z = 0;
+
+	if (pid <= 0 || kill(pid, 0))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r"))) {
+		z = fgets(st, sizeof(st), f) && strstr(st, ") Z");
+		fclose(f);
+	}
+	return !z;
+}
+
+/* What the last mount of DIR left in DIR/mount.json (limit, mountpoint). */
+static cJSON *last_mount(const char *dir, int *in_use)
 {
 	struct lfsfs_buf b = LFSFS_BUF_INIT(1 << 16);
 	char path[4200];
 	cJSON *j, *pid;
 
+	*in_use = 0;
 	snprintf(path, sizeof(path), "%s/mount.json", dir);
 	if (lfsfs_buf_read_file(&b, path)) {
 		lfsfs_buf_release(&b);
@@ -53,10 +71,7 @@ static cJSON *active_mount(const char *dir)
 	j = cJSON_Parse(b.data);
 	lfsfs_buf_release(&b);
 	pid = j ? cJSON_GetObjectItem(j, "pid") : NULL;
-	if (!cJSON_IsNumber(pid) || kill((pid_t)pid->valuedouble, 0)) {
-		cJSON_Delete(j);
-		return NULL;
-	}
+	*in_use = cJSON_IsNumber(pid) && alive((pid_t)pid->valuedouble);
 	return j;
 }
 
@@ -101,7 +116,8 @@ int cmd_cache(int argc, char **argv)
 		dir = cli_default_cache_dir();
 	if (!strcmp(sub, "stat")) {
 		struct lfsfs_cache_stats st;
-		cJSON *m = active_mount(dir);
+		int in_use;
+		cJSON *m = last_mount(dir, &in_use);
 		cJSON *limit = m ? cJSON_GetObjectItem(m, "limit_bytes") : NULL;
 		uint64_t lim = cJSON_IsNumber(limit) ? (uint64_t)limit->valuedouble : 0;
 
@@ -120,7 +136,7 @@ int cmd_cache(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "verified_objects", (double)st.verified);
 			cJSON_AddNumberToObject(o, "cached_bytes", (double)st.cached_bytes);
 			cJSON_AddNumberToObject(o, "limit_bytes", (double)lim);
-			if (m) {
+			if (m && in_use) {
 				cJSON_AddItemToObject(o, "mount", m);
 				m = NULL;
 			} else {
@@ -132,14 +148,14 @@ int cmd_cache(int argc, char **argv)
 			cJSON_Delete(o);
 		} else {
 			char cb[32], lb[32];
-			cJSON *mp = m ? cJSON_GetObjectItem(m, "mountpoint") : NULL;
+			cJSON *mp = m && in_use ? cJSON_GetObjectItem(m, "mountpoint") : NULL;
 			human(st.cached_bytes, cb, sizeof(cb));
 			human(lim, lb, sizeof(lb));
 			printf("cache:     %s\n", dir);
 			printf("objects:   %" PRIu64 " (%" PRIu64 " verified)\n", st.objects,
 			       st.verified);
 			printf("cached:    %s (%" PRIu64 " bytes)\n", cb, st.cached_bytes);
-			printf("limit:     %s\n", lim ? lb : "none");
+			printf("limit:     %s%s\n", lim ? lb : "none", in_use ? "" : " (as last mounted)");
 			printf("in use by: %s\n", cJSON_IsString(mp) ? mp->valuestring : "no mount");
 		}
 		cJSON_Delete(m);

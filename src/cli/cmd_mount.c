@@ -222,12 +222,8 @@ out:
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
-	if (mounted) {
-		char state[PATH_MAX + 16];
-		snprintf(state, sizeof(state), "%s/mount.json", o->cache_dir);
-		unlink(state);
+	if (mounted)
 		lfsfs_runtime_unregister(mnt_abs);
-	}
 	lfsfs_fs_free(fs);
 	lfsfs_cache_close(cache);
 	lfsfs_net_free(net);

@@ -340,7 +340,7 @@ static int xattr_value(struct lfsfs_fs *fs, const struct lfsfs_vinfo *vi, const 
 	if (!strcmp(name, "user.lfsfs.oid")) {
 		if (!info.sha256[0])
 			return -ENODATA;
-		return snprintf(out, cap, "sha256:%s", info.sha256);
+		return snprintf(out, cap, "%s", info.sha256); /* plain hex, as the batch API */
 	}
 	if (!strcmp(name, "user.lfsfs.state"))
 		return snprintf(out, cap, "%s", info.error ? "error" : lfsfs_obj_state_name(info.state));

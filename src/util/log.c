@@ -73,7 +73,7 @@ char *lfsfs_redact(const char *in, char *out, size_t cap)
 
 	if (!cap)
 		return out;
-#define PUT(c) do { if (o + 1 < cap) out[o++] = (c); } while (0)
+#define PUT(c) do { char c_ = (c); if (o + 1 < cap) out[o++] = c_; } while (0)
 #define PUTS(s) do { for (const char *q_ = (s); *q_; q_++) PUT(*q_); } while (0)
 	while (*p) {
 		int hl;
