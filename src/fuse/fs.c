@@ -315,7 +315,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static const char xattr_names[] =
 	"user.lfsfs.oid\0user.lfsfs.url\0user.lfsfs.state\0user.lfsfs.cached_bytes\0"
-	"user.lfsfs.etag";
+	"user.lfsfs.etag\0";
 
 static int xattr_value(struct lfsfs_fs *fs, const struct lfsfs_vinfo *vi, const char *name,
 		       char *out, size_t cap)
@@ -382,22 +382,29 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct lfsfs_fs *fs = fs_of(req);
 	struct lfsfs_vinfo vi;
-	int rc = lfsfs_view_getattr(fs_of(req)->view, ino, &vi);
-	size_t len = sizeof(xattr_names);
+	char list[sizeof(xattr_names)], val[4096];
+	size_t len = 0;
+	int rc = lfsfs_view_getattr(fs->view, ino, &vi);
 
 	if (rc) {
 		reply_errno(req, rc);
 		return;
 	}
-	if (vi.type != LFSFS_V_OBJECT)
-		len = 0;
+	/* list only the names that have a value right now */
+	for (const char *n = xattr_names; vi.type == LFSFS_V_OBJECT && *n; n += strlen(n) + 1) {
+		if (xattr_value(fs, &vi, n, val, sizeof(val)) < 0)
+			continue;
+		memcpy(list + len, n, strlen(n) + 1);
+		len += strlen(n) + 1;
+	}
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (len > size)
 		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, xattr_names, len);
+		fuse_reply_buf(req, list, len);
 }
 
 /* ---- everything that would change the tree ---- */
