@@ -49,8 +49,8 @@ static int json_load(const char *path, size_t cap, cJSON **out)
 	if (rc == -ENOENT)
 		goto out;
 	if (rc == -E2BIG) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot read '%s': larger than %zu bytes",
-				     path, cap);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot read '%s': larger than %zu bytes", path,
+		                     cap);
 		goto out;
 	}
 	if (rc) {
@@ -61,7 +61,7 @@ static int json_load(const char *path, size_t cap, cJSON **out)
 	if (end) {
 		text_position(b.data, end, &line, &col);
 		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': nul byte in json",
-				     path, line, col);
+		                     path, line, col);
 		goto out;
 	}
 	*out = cJSON_ParseWithOpts(b.data, &end, 1);
@@ -70,8 +70,8 @@ static int json_load(const char *path, size_t cap, cJSON **out)
 		if (!end || end < b.data || end > b.data + b.len)
 			end = b.data;
 		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': malformed json",
-				     path, line, col);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': malformed json", path,
+		                     line, col);
 		goto out;
 	}
 	rc = 0;
@@ -225,8 +225,7 @@ static int ordered_cmp(const void *a, const void *b)
 }
 
 int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
-		    void (*refused)(const char *path, const char *why, void *ctx),
-		    void *ctx)
+                    void (*refused)(const char *path, const char *why, void *ctx), void *ctx)
 {
 	struct ordered_entry *tmp = NULL;
 	struct lfsfs_meta *m = NULL;
@@ -251,9 +250,9 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE,
-				     "cannot use '%s': top level must be a json object keyed by path",
-				     file);
+		rc = lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "cannot use '%s': top level must be a json object keyed by path", file);
 		goto out;
 	}
 	total = (size_t)cJSON_GetArraySize(root);
@@ -264,7 +263,8 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		rc = -ENOMEM;
 		goto out;
 	}
-	cJSON_ArrayForEach(it, root) {
+	cJSON_ArrayForEach(it, root)
+	{
 		struct ordered_entry *oe = &tmp[n];
 		const char *why = lfsfs_relpath_refusal(it->string);
 
@@ -294,7 +294,9 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		/* "a//b" and "a/b" normalize alike: the first in the file wins. */
 		if (kept && !strcmp(tmp[i].e.path, tmp[kept - 1].e.path)) {
 			if (refused)
-				refused(tmp[i].e.path, "duplicate path; an earlier entry names the same file", ctx);
+				refused(tmp[i].e.path,
+				        "duplicate path; an earlier entry names the same file",
+				        ctx);
 			entry_release(&tmp[i].e);
 			continue;
 		}
@@ -348,16 +350,14 @@ static int find_cmp(const void *key, const void *elem)
 	return strcmp(key, ((const struct lfsfs_meta_entry *)elem)->path);
 }
 
-const struct lfsfs_meta_entry *lfsfs_meta_find(const struct lfsfs_meta *m,
-					       const char *path)
+const struct lfsfs_meta_entry *lfsfs_meta_find(const struct lfsfs_meta *m, const char *path)
 {
 	if (!m || !m->n || !path)
 		return NULL;
 	return bsearch(path, m->entries, m->n, sizeof(*m->entries), find_cmp);
 }
 
-const struct lfsfs_meta_entry *lfsfs_meta_find_oid(const struct lfsfs_meta *m,
-						   const char *oid)
+const struct lfsfs_meta_entry *lfsfs_meta_find_oid(const struct lfsfs_meta *m, const char *oid)
 {
 	if (!m || !oid || !*oid)
 		return NULL;
@@ -401,8 +401,7 @@ static int record_add_url(struct lfsfs_record *r, const char *url)
 	return 0;
 }
 
-int lfsfs_meta_read_sha256(const char *repo, const char *oid,
-			   struct lfsfs_record *out)
+int lfsfs_meta_read_sha256(const char *repo, const char *oid, struct lfsfs_record *out)
 {
 	const cJSON *url, *urls, *it;
 	char sha[LFSFS_OID_HEX_LEN + 1];
@@ -414,8 +413,9 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid,
 	memset(out, 0, sizeof(*out));
 	/* The oid becomes a file name: never let it carry a path. */
 	if (!lfsfs_oid_valid(oid)) {
-		rc = lfsfs_error_set(-EINVAL, "invalid oid '%.80s'; expected 64 lowercase hex digits",
-				     oid ? oid : "");
+		rc = lfsfs_error_set(-EINVAL,
+		                     "invalid oid '%.80s'; expected 64 lowercase hex digits",
+		                     oid ? oid : "");
 		goto out;
 	}
 	file = oid_file(repo, ".lfs-meta/sha256", oid);
@@ -427,20 +427,21 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid,
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': top level must be a json object",
-				     file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+		                     "cannot use '%s': top level must be a json object", file);
 		goto out;
 	}
 	it = field(root, "sha256");
 	if (it && json_sha256(it, sha)) {
 		rc = lfsfs_error_set(-LFSFS_EPARSE,
-				     "cannot use '%s': \"sha256\" must be 64 hex digits", file);
+		                     "cannot use '%s': \"sha256\" must be 64 hex digits", file);
 		goto out;
 	}
 	if (it && strcmp(sha, oid)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE,
-				     "cannot use '%s': \"sha256\" is '%s' but the file is named for '%s'; fix or remove the record",
-				     file, sha, oid);
+		rc = lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "cannot use '%s': \"sha256\" is '%s' but the file is named for '%s'; fix or remove the record",
+		        file, sha, oid);
 		goto out;
 	}
 	memcpy(out->sha256, oid, sizeof(out->sha256));
@@ -448,18 +449,19 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid,
 	url = field(root, "url");
 	urls = field(root, "urls");
 	if (url && (!cJSON_IsString(url) || !*url->valuestring)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"url\" must be a non-empty string",
-				     file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+		                     "cannot use '%s': \"url\" must be a non-empty string", file);
 		goto out;
 	}
 	if (urls && !cJSON_IsArray(urls)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"urls\" must be an array of strings",
-				     file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+		                     "cannot use '%s': \"urls\" must be an array of strings", file);
 		goto out;
 	}
 	max_urls = (url ? 1 : 0) + (urls ? (size_t)cJSON_GetArraySize(urls) : 0);
 	if (!max_urls) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': no \"url\" or \"urls\"", file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': no \"url\" or \"urls\"",
+		                     file);
 		goto out;
 	}
 	out->urls = calloc(max_urls, sizeof(*out->urls));
@@ -472,11 +474,13 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid,
 		if (rc)
 			goto out;
 	}
-	cJSON_ArrayForEach(it, urls) {
+	cJSON_ArrayForEach(it, urls)
+	{
 		if (!cJSON_IsString(it) || !*it->valuestring) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "cannot use '%s': \"urls\" must be an array of non-empty strings",
-					     file);
+			rc = lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "cannot use '%s': \"urls\" must be an array of non-empty strings",
+			        file);
 			goto out;
 		}
 		rc = record_add_url(out, it->valuestring);
@@ -487,16 +491,17 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid,
 	it = field(root, "size");
 	if (it) {
 		if (json_size(it, &out->size)) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "cannot use '%s': \"size\" must be a non-negative integer",
-					     file);
+			rc = lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "cannot use '%s': \"size\" must be a non-negative integer", file);
 			goto out;
 		}
 		out->has_size = 1;
 	}
 	it = field(root, "etag");
 	if (it && !cJSON_IsString(it)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"etag\" must be a string", file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': \"etag\" must be a string",
+		                     file);
 		goto out;
 	}
 	if (it && *it->valuestring) {
@@ -525,8 +530,9 @@ int lfsfs_hint_read_url(const char *gitdir, const char *oid, char **url)
 
 	*url = NULL;
 	if (!lfsfs_oid_valid(oid)) {
-		rc = lfsfs_error_set(-EINVAL, "invalid oid '%.80s'; expected 64 lowercase hex digits",
-				     oid ? oid : "");
+		rc = lfsfs_error_set(-EINVAL,
+		                     "invalid oid '%.80s'; expected 64 lowercase hex digits",
+		                     oid ? oid : "");
 		goto out;
 	}
 	file = oid_file(gitdir, "drs/pre-commit/v1/oids", oid);
@@ -538,16 +544,16 @@ int lfsfs_hint_read_url(const char *gitdir, const char *oid, char **url)
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': top level must be a json object",
-				     file);
+		rc = lfsfs_error_set(-LFSFS_EPARSE,
+		                     "cannot use '%s': top level must be a json object", file);
 		goto out;
 	}
 	/* A hint filed under the wrong oid would point reads at other bytes. */
 	it = field(root, "lfs_oid");
 	if (it && (json_sha256(it, sha) || strcmp(sha, oid))) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE,
-				     "cannot use '%s': \"lfs_oid\" does not match the file name's oid",
-				     file);
+		rc = lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "cannot use '%s': \"lfs_oid\" does not match the file name's oid", file);
 		goto out;
 	}
 	it = field(root, "s3_url");

@@ -13,9 +13,10 @@
 #define QUOTE_MAX 80
 
 static const char *const versions[] = {
+	/* current, then pre-release (hawser), then alpha (git-media) */
 	CANONICAL_VERSION,
-	"https://hawser.github.com/spec/v1",   /* pre-release */
-	"http://git-media.io/v/2",             /* alpha */
+	"https://hawser.github.com/spec/v1",
+	"http://git-media.io/v/2",
 };
 
 static int is_lower_hex(unsigned char c)
@@ -53,11 +54,17 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	if (s[0] < 0x80)
 		return 1;
 	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 2; min = 0x80; cp = s[0] & 0x1f;
+		need = 2;
+		min = 0x80;
+		cp = s[0] & 0x1f;
 	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 3; min = 0x800; cp = s[0] & 0x0f;
+		need = 3;
+		min = 0x800;
+		cp = s[0] & 0x0f;
 	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 4; min = 0x10000; cp = s[0] & 0x07;
+		need = 4;
+		min = 0x10000;
+		cp = s[0] & 0x07;
 	} else {
 		return 0;
 	}
@@ -129,21 +136,23 @@ static int check_text(const char *data, size_t len)
 			continue;
 		}
 		if (s[i] < 0x20 || s[i] == 0x7f)
-			return lfsfs_error_set(-LFSFS_EPARSE,
-					       "pointer line %u: byte 0x%02x is not text; binary data is not a pointer",
-					       line, s[i]);
+			return lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: byte 0x%02x is not text; binary data is not a pointer",
+			        line, s[i]);
 		n = utf8_seq_len(s + i, len - i);
 		if (!n)
-			return lfsfs_error_set(-LFSFS_EPARSE,
-					       "pointer line %u: invalid utf-8 byte 0x%02x; a pointer is utf-8 text",
-					       line, s[i]);
+			return lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: byte 0x%02x is not utf-8 text; binary data is not a pointer",
+			        line, s[i]);
 		i += n;
 	}
 	return 0;
 }
 
 static int parse_ext(unsigned lineno, const char *key, const char *v, size_t vlen,
-		     struct lfsfs_pointer *p, unsigned *prio_seen)
+                     struct lfsfs_pointer *p, unsigned *prio_seen)
 {
 	const char *name = key + 6;
 	size_t nlen;
@@ -151,30 +160,35 @@ static int parse_ext(unsigned lineno, const char *key, const char *v, size_t vle
 	unsigned prio;
 
 	if (key[4] < '0' || key[4] > '9' || key[5] != '-' || !*name)
-		return lfsfs_error_set(-LFSFS_EPARSE,
-				       "pointer line %u: extension key '%s' must be 'ext-<digit>-<name>'",
-				       lineno, key);
+		return lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "pointer line %u: extension key '%s' must be 'ext-<digit>-<name>'", lineno,
+		        key);
 	nlen = strlen(name);
 	for (size_t i = 0; i < nlen; i++)
 		if (name[i] == '.' || name[i] == '-')
-			return lfsfs_error_set(-LFSFS_EPARSE,
-					       "pointer line %u: extension name in '%s' must be letters and digits",
-					       lineno, key);
+			return lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: extension name in '%s' must be letters and digits",
+			        lineno, key);
 	if (nlen >= sizeof(p->ext[0].name))
-		return lfsfs_error_set(-LFSFS_EPARSE,
-				       "pointer line %u: extension name in '%s' is longer than %zu bytes",
-				       lineno, key, sizeof(p->ext[0].name) - 1);
+		return lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "pointer line %u: extension name in '%s' is longer than %zu bytes", lineno,
+		        key, sizeof(p->ext[0].name) - 1);
 	prio = (unsigned)(key[4] - '0');
 	if (*prio_seen & (1u << prio))
-		return lfsfs_error_set(-LFSFS_EPARSE,
-				       "pointer line %u: extension priority %u appears twice ('%s')",
-				       lineno, prio, key);
+		return lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "pointer line %u: extension priority %u appears twice ('%s')", lineno, prio,
+		        key);
 	/* Unique priorities 0-9 bound n_ext by LFSFS_POINTER_MAX_EXT. */
 	e = &p->ext[p->n_ext];
 	if (parse_sha256_value(v, vlen, e->oid))
-		return lfsfs_error_set(-LFSFS_EPARSE,
-				       "pointer line %u: '%s' must be 'sha256:' followed by 64 lowercase hex digits",
-				       lineno, key);
+		return lfsfs_error_set(
+		        -LFSFS_EPARSE,
+		        "pointer line %u: '%s' must be 'sha256:' followed by 64 lowercase hex digits",
+		        lineno, key);
 	*prio_seen |= 1u << prio;
 	e->priority = prio;
 	memcpy(e->name, name, nlen + 1);
@@ -200,8 +214,8 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 	}
 	if (len >= LFSFS_POINTER_MAX_LEN) {
 		rc = lfsfs_error_set(-LFSFS_EPARSE,
-				     "pointer is %zu bytes; a pointer is shorter than %d bytes",
-				     len, LFSFS_POINTER_MAX_LEN);
+		                     "pointer is %zu bytes; a pointer is shorter than %d bytes",
+		                     len, LFSFS_POINTER_MAX_LEN);
 		goto out;
 	}
 	rc = check_text(data, len);
@@ -227,23 +241,25 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 		}
 		sp = memchr(line, ' ', llen);
 		if (!sp) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "pointer line %u: expected 'key value', found no space",
-					     lineno);
+			rc = lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: expected 'key value', found no space", lineno);
 			goto out;
 		}
 		klen = (size_t)(sp - line);
 		if (!klen) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "pointer line %u: line starts with a space; expected 'key value'",
-					     lineno);
+			rc = lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: line starts with a space; expected 'key value'",
+			        lineno);
 			goto out;
 		}
 		for (size_t i = 0; i < klen; i++) {
 			if (!key_char_ok((unsigned char)line[i])) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line %u: key '%.*s' may only use [a-z0-9.-]",
-						     lineno, (int)(klen < QUOTE_MAX ? klen : QUOTE_MAX), line);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line %u: key '%.*s' may only use [a-z0-9.-]",
+				        lineno, (int)(klen < QUOTE_MAX ? klen : QUOTE_MAX), line);
 				goto out;
 			}
 		}
@@ -252,14 +268,14 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 		v = sp + 1;
 		vlen = llen - klen - 1;
 		if (!vlen) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE, "pointer line %u: key '%s' has no value",
-					     lineno, key);
+			rc = lfsfs_error_set(-LFSFS_EPARSE,
+			                     "pointer line %u: key '%s' has no value", lineno, key);
 			goto out;
 		}
 		if (v[0] == ' ') {
 			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "pointer line %u: more than one space after key '%s'",
-					     lineno, key);
+			                     "pointer line %u: more than one space after key '%s'",
+			                     lineno, key);
 			goto out;
 		}
 
@@ -267,32 +283,35 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 			size_t i;
 
 			if (strcmp(key, "version")) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line 1: first key must be 'version', not '%s'",
-						     key);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line 1: first key must be 'version', not '%s'",
+				        key);
 				goto out;
 			}
 			for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
 				if (strlen(versions[i]) == vlen && !memcmp(versions[i], v, vlen))
 					break;
 			if (i == sizeof(versions) / sizeof(versions[0])) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line 1: unknown version '%.*s'; expected '%s'",
-						     (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v,
-						     CANONICAL_VERSION);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line 1: unknown version '%.*s'; expected '%s'",
+				        (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v,
+				        CANONICAL_VERSION);
 				goto out;
 			}
 			continue;
 		}
 		if (!strcmp(key, "version") || (prev[0] && !strcmp(key, prev))) {
 			rc = lfsfs_error_set(-LFSFS_EPARSE, "pointer line %u: duplicate key '%s'",
-					     lineno, key);
+			                     lineno, key);
 			goto out;
 		}
 		if (prev[0] && strcmp(key, prev) < 0) {
-			rc = lfsfs_error_set(-LFSFS_EPARSE,
-					     "pointer line %u: key '%s' must come before '%s'; keys after 'version' are sorted",
-					     lineno, key, prev);
+			rc = lfsfs_error_set(
+			        -LFSFS_EPARSE,
+			        "pointer line %u: key '%s' must come before '%s'; keys after 'version' are sorted",
+			        lineno, key, prev);
 			goto out;
 		}
 
@@ -302,9 +321,10 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 				goto out;
 		} else if (!strcmp(key, "oid")) {
 			if (parse_sha256_value(v, vlen, p.oid)) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line %u: oid must be 'sha256:' followed by 64 lowercase hex digits",
-						     lineno);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line %u: oid must be 'sha256:' followed by 64 lowercase hex digits",
+				        lineno);
 				goto out;
 			}
 			have_oid = 1;
@@ -312,15 +332,17 @@ int lfsfs_pointer_parse(const char *data, size_t len, struct lfsfs_pointer *out)
 			int src = parse_size_value(v, vlen, &p.size);
 
 			if (src == -2) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line %u: size '%.*s' does not fit in 64 bits",
-						     lineno, (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line %u: size '%.*s' does not fit in 64 bits",
+				        lineno, (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v);
 				goto out;
 			}
 			if (src) {
-				rc = lfsfs_error_set(-LFSFS_EPARSE,
-						     "pointer line %u: size '%.*s' must be decimal digits only",
-						     lineno, (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v);
+				rc = lfsfs_error_set(
+				        -LFSFS_EPARSE,
+				        "pointer line %u: size '%.*s' must be decimal digits only",
+				        lineno, (int)(vlen < QUOTE_MAX ? vlen : QUOTE_MAX), v);
 				goto out;
 			}
 			have_size = 1;
@@ -363,14 +385,14 @@ int lfsfs_pointer_write(const struct lfsfs_pointer *p, struct lfsfs_buf *out)
 	int rc;
 
 	if (!lfsfs_oid_valid(p->oid)) {
-		rc = lfsfs_error_set(-EINVAL,
-				     "cannot write pointer: oid '%.64s' is not 64 lowercase hex digits",
-				     p->oid);
+		rc = lfsfs_error_set(
+		        -EINVAL, "cannot write pointer: oid '%.64s' is not 64 lowercase hex digits",
+		        p->oid);
 		goto out;
 	}
 	if (p->n_ext > LFSFS_POINTER_MAX_EXT) {
 		rc = lfsfs_error_set(-EINVAL, "cannot write pointer: %u extensions; at most %d",
-				     p->n_ext, LFSFS_POINTER_MAX_EXT);
+		                     p->n_ext, LFSFS_POINTER_MAX_EXT);
 		goto out;
 	}
 	for (unsigned i = 0; i < p->n_ext; i++) {
@@ -378,19 +400,20 @@ int lfsfs_pointer_write(const struct lfsfs_pointer *p, struct lfsfs_buf *out)
 
 		if (e->priority > 9 || (i && e->priority <= p->ext[i - 1].priority) ||
 		    !ext_name_ok(e->name) || !lfsfs_oid_valid(e->oid)) {
-			rc = lfsfs_error_set(-EINVAL,
-					     "cannot write pointer: extension %u is invalid; priorities must ascend within 0-9, names be [a-z0-9]+ and oids 64 lowercase hex digits",
-					     i);
+			rc = lfsfs_error_set(
+			        -EINVAL,
+			        "cannot write pointer: extension %u is invalid; priorities must ascend within 0-9, names be [a-z0-9]+ and oids 64 lowercase hex digits",
+			        i);
 			goto out;
 		}
 	}
 	rc = lfsfs_buf_appends(out, "version " CANONICAL_VERSION "\n");
 	for (unsigned i = 0; !rc && i < p->n_ext; i++)
 		rc = lfsfs_buf_printf(out, "ext-%u-%s " SHA256_PREFIX "%s\n", p->ext[i].priority,
-				      p->ext[i].name, p->ext[i].oid);
+		                      p->ext[i].name, p->ext[i].oid);
 	if (!rc)
 		rc = lfsfs_buf_printf(out, "oid " SHA256_PREFIX "%s\nsize %llu\n", p->oid,
-				      (unsigned long long)p->size);
+		                      (unsigned long long)p->size);
 out:
 	return rc;
 }

@@ -9,6 +9,9 @@
 
 #include "lfsfs/error.h"
 
+/* How much of a refused path an error message quotes. */
+#define QUOTE_MAX 200
+
 /* Length of the component starting at s (up to '/' or NUL). */
 static size_t comp_len(const char *s)
 {
@@ -66,7 +69,9 @@ int lfsfs_relpath_normalize(const char *in, char **out)
 
 	*out = NULL;
 	if (why) {
-		rc = lfsfs_error_set(-EINVAL, "refusing path '%s': %s", in ? in : "", why);
+		/* Quote a bounded prefix so the reason always fits the message. */
+		rc = lfsfs_error_set(-EINVAL, "refusing path '%.*s%s': %s", QUOTE_MAX, in ? in : "",
+		                     in && strlen(in) > QUOTE_MAX ? "..." : "", why);
 		goto out;
 	}
 	/* The result is never longer than the input. */
