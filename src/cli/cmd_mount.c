@@ -245,6 +245,7 @@ int cmd_mount(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mount_opts o = { .log_level = LFSFS_LOG_WARN };
+	int ret = EXIT_FAIL;
 	struct lfsfs_view *view = NULL;
 	char mnt_abs[PATH_MAX], log_default[PATH_MAX + 16];
 	int c, rc, pipefd[2];
@@ -260,7 +261,8 @@ int cmd_mount(int argc, char **argv)
 		case 'S':
 			if (cli_parse_size(optarg, &o.cache_size)) {
 				cli_error("bad --cache-size '%s'; use a size like 500M or 20G", optarg);
-				return EXIT_USAGE;
+				ret = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case 'B':
@@ -268,13 +270,15 @@ int cmd_mount(int argc, char **argv)
 			    o.block_size > (64u << 20) || (o.block_size & (o.block_size - 1))) {
 				cli_error("bad --block-size '%s'; use a power of two from 4K to 64M",
 					  optarg);
-				return EXIT_USAGE;
+				ret = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case 'R':
 			if (cli_parse_size(optarg, &o.readahead) || o.readahead > (1u << 30)) {
 				cli_error("bad --readahead '%s'; use a size up to 1G", optarg);
-				return EXIT_USAGE;
+				ret = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case 'f':
@@ -283,7 +287,8 @@ int cmd_mount(int argc, char **argv)
 		case 'L':
 			if ((o.log_level = lfsfs_log_level_parse(optarg)) < 0) {
 				cli_error("bad --log-level '%s'; use error, warn, info or debug", optarg);
-				return EXIT_USAGE;
+				ret = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case 'F':
@@ -294,38 +299,41 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(mount_usage, stdout);
-			return EXIT_OK;
+			ret = EXIT_OK;
+			goto out;
 		default:
 			fputs(mount_usage, stderr);
-			return EXIT_USAGE;
+			ret = EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (argc - optind != 2) {
 		fputs(mount_usage, stderr);
-		return EXIT_USAGE;
+		ret = EXIT_USAGE;
+		goto out;
 	}
 	o.repo = argv[optind];
 	o.mnt = argv[optind + 1];
 	lfsfs_log_set_level(o.log_level);
 
 	if (check_mountpoint(o.mnt))
-		return EXIT_FAIL;
+		goto out;
 	if (!realpath(o.mnt, mnt_abs)) {
 		cli_error("mountpoint '%s': %s", o.mnt, strerror(errno));
-		return EXIT_FAIL;
+		goto out;
 	}
 	if (!o.cache_dir)
 		o.cache_dir = cli_default_cache_dir();
 	if (!o.cache_dir) {
 		cli_error("out of memory");
-		return EXIT_FAIL;
+		goto out;
 	}
 	{
 		/* the daemon changes directory: make the cache path absolute */
 		char *abs = cli_path_absolute(o.cache_dir);
 		if (!abs) {
 			cli_error("out of memory");
-			return EXIT_FAIL;
+			goto out;
 		}
 		free(o.cache_dir);
 		o.cache_dir = abs;
@@ -338,39 +346,37 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (o.log_file && lfsfs_log_open(o.log_file)) {
 		cli_error("cannot open log file '%s': %s", o.log_file, strerror(errno));
-		free(o.cache_dir);
-		return EXIT_FAIL;
+		goto out;
 	}
 	if ((rc = lfsfs_view_open(o.repo, &view))) {
 		cli_error("%s", lfsfs_error_message());
-		free(o.cache_dir);
-		return cli_exit_for(rc);
+		ret = cli_exit_for(rc);
+		goto out;
 	}
 	if (!strncmp(mnt_abs, lfsfs_view_repo(view), strlen(lfsfs_view_repo(view))) &&
 	    (mnt_abs[strlen(lfsfs_view_repo(view))] == '/' ||
 	     !mnt_abs[strlen(lfsfs_view_repo(view))])) {
 		cli_error("mountpoint '%s' is inside the repository '%s'; mount it elsewhere",
 			  o.mnt, lfsfs_view_repo(view));
-		lfsfs_view_free(view);
-		free(o.cache_dir);
-		return EXIT_USAGE;
+		ret = EXIT_USAGE;
+		goto out;
 	}
 
 	if (o.foreground) {
-		rc = serve(&o, view, mnt_abs, -1);
-		lfsfs_view_free(view);
-		free(o.cache_dir);
-		return rc;
+		ret = serve(&o, view, mnt_abs, -1);
+		goto out;
 	}
 	if (pipe(pipefd)) {
 		cli_error("pipe: %s", strerror(errno));
-		return EXIT_FAIL;
+		goto out;
 	}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
 		cli_error("fork: %s", strerror(errno));
-		return EXIT_FAIL;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		goto out;
 	}
 	if (pid == 0) {
 		close(pipefd[0]);
@@ -395,12 +401,11 @@ int cmd_mount(int argc, char **argv)
 				n += (size_t)k;
 		buf[n] = '\0';
 		close(pipefd[0]);
-		lfsfs_view_free(view);
 		if (!strcmp(buf, "OK")) {
 			fprintf(stderr, "lfsfs: mounted '%s' at '%s' (cache '%s', log '%s')\n",
 				o.repo, mnt_abs, o.cache_dir, o.log_file ? o.log_file : "-");
-			free(o.cache_dir);
-			return EXIT_OK;
+			ret = EXIT_OK;
+			goto out;
 		}
 		waitpid(pid, NULL, 0);
 		if (n)
@@ -408,7 +413,9 @@ int cmd_mount(int argc, char **argv)
 		else
 			cli_error("the lfsfs daemon exited before the mount was ready; see '%s'",
 				  o.log_file ? o.log_file : "its log");
-		free(o.cache_dir);
-		return EXIT_FAIL;
 	}
+out:
+	lfsfs_view_free(view);
+	free(o.cache_dir);
+	return ret;
 }

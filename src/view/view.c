@@ -120,6 +120,8 @@ static int is_vdir(const struct lfsfs_view *v, const char *relpath)
 {
 	if (!relpath[0])
 		return 1;
+	if (!v->nvdirs)
+		return 0;
 	return bsearch(&relpath, v->vdirs, v->nvdirs, sizeof(char *), cmp_str) != NULL;
 }
 
@@ -574,7 +576,7 @@ int lfsfs_view_readdir(struct lfsfs_view *v, uint64_t ino, struct lfsfs_dirent *
 		       size_t *nout)
 {
 	struct dlist d = { 0 };
-	char prefix[4096], rel[4096];
+	char prefix[4096];
 	struct vnode *n;
 	char *path = NULL;
 	DIR *dir;
@@ -613,9 +615,11 @@ int lfsfs_view_readdir(struct lfsfs_view *v, uint64_t ino, struct lfsfs_dirent *
 		closedir(dir);
 	}
 	free(path);
-	rc = add_overlay(&d, (char *const *)&v->meta->entries[0].path, v->meta->n,
-			 sizeof(v->meta->entries[0]), prefix, S_IFREG);
-	if (!rc)
+	rc = 0;
+	if (v->meta->n)
+		rc = add_overlay(&d, (char *const *)&v->meta->entries[0].path, v->meta->n,
+				 sizeof(v->meta->entries[0]), prefix, S_IFREG);
+	if (!rc && v->nvdirs)
 		rc = add_overlay(&d, v->vdirs, v->nvdirs, sizeof(char *), prefix, S_IFDIR);
 	if (rc)
 		goto fail;
@@ -631,7 +635,6 @@ int lfsfs_view_readdir(struct lfsfs_view *v, uint64_t ino, struct lfsfs_dirent *
 		d.e[w++] = d.e[i];
 	}
 	d.n = w;
-	(void)rel;
 	*ents = d.e;
 	*nout = d.n;
 	return 0;
