@@ -615,6 +615,17 @@ out:
 
 static int hash_advance(struct lfsfs_object *o, int must_finish);
 
+/* Does [first, last] lack a block, or the readahead part an unclaimed one?
+ * Caller holds o->lock. */
+static int needs_fetch(const struct lfsfs_object *o, uint64_t first, uint64_t last,
+		       uint64_t ra_last)
+{
+	for (uint64_t b = first; b <= ra_last; b++)
+		if (!bit_get(o->present, b) && (b <= last || !bit_get(o->inflight, b)))
+			return 1;
+	return 0;
+}
+
 /* Purge every block (checksum mismatch); caller holds nothing. */
 static void object_purge(struct lfsfs_object *o)
 {
@@ -663,16 +674,9 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 	if (ra_last >= o->nblocks)
 		ra_last = o->nblocks - 1;
 	o->ra_last = ra_last;
-	for (;;) {
-		int all = 1;
-
-		for (uint64_t b = first; b <= ra_last; b++)
-			if (!bit_get(o->present, b) && (b <= last || !bit_get(o->inflight, b))) {
-				all = 0;
-				break;
-			}
-		if (all)
-			break;
+	if (needs_fetch(o, first, last, ra_last)) {
+		/* resolve once, outside the object lock (it may read files or,
+		 * later, talk to a DRS server) */
 		pthread_mutex_unlock(&o->lock);
 		rc = ensure_source(o, resolve, ctx);
 		pthread_mutex_lock(&o->lock);
@@ -682,7 +686,6 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 			rc = lfsfs_error_set(o->error, "%s", o->errmsg);
 			goto out_locked;
 		}
-		break;
 	}
 	if ((rc = plan_runs(o, first, ra_last, runs, &nruns, 64)))
 		goto out_locked;

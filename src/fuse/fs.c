@@ -70,6 +70,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->max_readahead > MAX_READ)
 		conn->max_readahead = MAX_READ;
+	/* libfuse sizes max_pages from max_write: this lets the kernel send
+	 * reads of up to 1 MiB (nothing is ever written) */
+	conn->max_write = MAX_READ;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
