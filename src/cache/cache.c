@@ -64,8 +64,13 @@ int lfsfs_cache_key(const struct lfsfs_object_desc *d, char *buf, size_t cap)
 		n = snprintf(buf, cap, "sha256:%s", d->oid);
 	else if (d->etag && d->etag[0])
 		n = snprintf(buf, cap, "etag:%" PRIu64 ":%s", d->size, d->etag);
-	else
-		return lfsfs_error_set(-EINVAL, "object has neither a sha256 nor an etag");
+	else if (d->url && d->url[0]) {
+		char h[65];
+		if (sha256_hex(d->url, strlen(d->url), h))
+			return -EIO;
+		n = snprintf(buf, cap, "url:%" PRIu64 ":%s", d->size, h);
+	} else
+		return lfsfs_error_set(-EINVAL, "object has no sha256, etag or url");
 	if (n < 0 || (size_t)n >= cap)
 		return lfsfs_error_set(-ENAMETOOLONG, "object key too long");
 	return 0;
@@ -658,14 +663,17 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 	}
 	o->atime = now_s();
 	o->last_block = last;
-	/* Sequential? Grow the window; a random read fetches one block. */
+	/* Sequential? Read ahead as much as was read in a row (so at most
+	 * half of what is fetched can go unused); a random read fetches
+	 * only its own blocks. */
 	if (rd) {
 		if (off == rd->next_off || (off <= rd->next_off && off + size > rd->next_off)) {
+			uint64_t w = (rd->seq_bytes + size) / o->bs;
 			uint32_t maxw = c->max_readahead / o->bs;
-			rd->window = rd->window ? rd->window * 2 : 1;
-			if (rd->window > maxw)
-				rd->window = maxw;
+			rd->seq_bytes += size;
+			rd->window = (uint32_t)(w < 1 ? 1 : w > maxw ? maxw : w);
 		} else {
+			rd->seq_bytes = 0;
 			rd->window = 0;
 		}
 		rd->next_off = off + size;

@@ -4,7 +4,8 @@
  * the read path that fills it.
  *
  *   object key   "sha256:<oid>" for pointers and records that know the
- *                sha256; "etag:<size>:<etag>" for metadata-only entries.
+ *                sha256; "etag:<size>:<etag>" for metadata-only entries;
+ *                "url:<size>:<sha256 of url>" for entries with neither.
  *                Two repositories that share an object share its bytes.
  *   read         missing blocks of the requested range are fetched with
  *                one ranged GET per run of adjacent blocks; each block is
@@ -49,8 +50,10 @@ struct lfsfs_cache_opts {
 
 /* What the caller knows of an object before it is opened. */
 struct lfsfs_object_desc {
-	const char *oid;          /* 64 hex, or NULL for etag-keyed */
-	const char *etag;         /* required when oid is NULL */
+	const char *oid;          /* 64 hex, or NULL */
+	const char *etag;         /* identifies the object when oid is NULL */
+	const char *url;          /* identifies it when both are NULL: the first
+				   * response's ETag is then pinned */
 	uint64_t size;
 };
 
@@ -79,6 +82,7 @@ void lfsfs_object_put(struct lfsfs_object *o);
 /* Per open file: sequential-access detection for readahead. */
 struct lfsfs_reader {
 	uint64_t next_off;
+	uint64_t seq_bytes;       /* read sequentially so far */
 	uint32_t window;          /* readahead in blocks */
 };
 

@@ -54,6 +54,7 @@ static void desc_of(const struct lfsfs_vinfo *vi, struct lfsfs_object_desc *d)
 {
 	d->oid = vi->oid[0] ? vi->oid : NULL;
 	d->etag = vi->etag[0] ? vi->etag : NULL;
+	d->url = vi->url;
 	d->size = (uint64_t)vi->st.st_size;
 }
 

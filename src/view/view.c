@@ -25,6 +25,7 @@ struct vnode {
 	struct stat st;            /* as shown */
 	char oid[65];
 	char etag[160];
+	const char *url;           /* metadata entries: owned by v->meta */
 	int metadata_only;
 	/* identity of the backing file, to notice changes */
 	dev_t bdev;
@@ -240,6 +241,7 @@ static int classify(struct lfsfs_view *v, struct vnode *n)
 		n->bmtime = sb.st_mtim;
 		n->metadata_only = 0;
 		n->oid[0] = n->etag[0] = '\0';
+		n->url = NULL;
 		n->st = sb;
 		n->st.st_ino = n->ino;
 		if (S_ISDIR(sb.st_mode)) {
@@ -286,6 +288,7 @@ static int classify(struct lfsfs_view *v, struct vnode *n)
 		n->metadata_only = 1;
 		snprintf(n->oid, sizeof(n->oid), "%s", e->sha256);
 		snprintf(n->etag, sizeof(n->etag), "%s", e->etag ? e->etag : "");
+		n->url = e->url;
 		n->st.st_mode = S_IFREG | 0444;
 		n->st.st_nlink = 1;
 		n->st.st_size = (off_t)e->size;
@@ -314,6 +317,7 @@ static void fill_info(const struct vnode *n, struct lfsfs_vinfo *out)
 	snprintf(out->relpath, sizeof(out->relpath), "%s", n->relpath);
 	snprintf(out->oid, sizeof(out->oid), "%s", n->oid);
 	snprintf(out->etag, sizeof(out->etag), "%s", n->etag);
+	out->url = n->url;
 	out->metadata_only = n->metadata_only;
 }
 

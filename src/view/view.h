@@ -41,6 +41,7 @@ struct lfsfs_vinfo {
 	/* objects only */
 	char oid[65];                 /* "" for etag-keyed metadata entries */
 	char etag[160];
+	const char *url;              /* metadata entry's URL (owned by the view) */
 	int metadata_only;
 };
 
