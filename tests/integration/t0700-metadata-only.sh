@@ -17,6 +17,7 @@ gen_file "$W/m1.vcf" $((200 * 1024))
 gen_file "$W/deep.bin" $((3 * MiB + 99))
 gen_file "$W/escape.bin" 1234
 gen_file "$W/viameta.bin" $((1 * MiB + 1))
+gen_file "$W/noetag.bin" $((2 * MiB + 5))
 gen_file "$T/data/local.bin" $((2 * MiB + 3))
 gen_file "$T/data/unresolved.bin" 4096
 m1_etag=$(origin_etag m1.vcf)
@@ -31,6 +32,8 @@ printf 'existing file\n' > "$R/results/existing.txt"
 # metadata-only entries
 repo_add_meta "$R" results/m1.vcf "$ORIGIN_HTTP_URL/m1.vcf" $((200 * 1024)) "" "$m1_etag"
 repo_add_meta "$R" a/b/c/deep.bin "$ORIGIN_HTTP_URL/deep.bin" $((3 * MiB + 99)) "" "$deep_etag"
+# neither sha256 nor etag: keyed by URL, the first response's ETag is pinned
+repo_add_meta "$R" results/noetag.bin "$ORIGIN_HTTP_URL/noetag.bin" $((2 * MiB + 5))
 # a pointer whose object lives at a file:// URL
 repo_add_pointer "$R" local/file.bin "$T/data/local.bin" "file://$T/data/local.bin"
 # a pointer in the tree resolved only by a metadata.json entry with its sha256
@@ -50,7 +53,7 @@ lfsfs_mount "$R" "$M" || fail "mount failed"
 
 info "metadata-only entries appear at their paths"
 [ -d "$M/results" ] || fail "results/ missing"
-assert_eq "existing.txt m1.vcf " "$(ls "$M/results" | tr '\n' ' ')" "results/ listing (tree file + metadata entry)"
+assert_eq "existing.txt m1.vcf noetag.bin " "$(ls "$M/results" | tr '\n' ' ')" "results/ listing (tree file + metadata entry)"
 for d in a a/b a/b/c local; do
     [ -d "$M/$d" ] || fail "directory $d not created for metadata entries"
 done
@@ -75,9 +78,17 @@ assert_eq "$(sha256_of "$W/viameta.bin")" "$(xattr_oid "$M/data/viameta.bin")" "
 grep -F '"GET /m1.vcf ' "$ORIGIN_LOG" | grep -vF "if_match=$m1_etag " &&
     fail "a GET for m1.vcf without If-Match although metadata.json gives its etag"
 # the sha256 learned on the first full read is exposed
-m1_oid=$(xattr_oid "$M/results/m1.vcf" || true)
-info "  results/m1.vcf oid after a full read: ${m1_oid:-<none>}"
-[ -z "$m1_oid" ] || assert_eq "$(sha256_of "$W/m1.vcf")" "$m1_oid" "learned oid of results/m1.vcf"
+assert_eq "$(sha256_of "$W/m1.vcf")" "$(xattr_oid "$M/results/m1.vcf")" "learned oid of results/m1.vcf"
+assert_eq verified "$(xattr_get "$M/results/m1.vcf" user.lfsfs.state)" "state of results/m1.vcf"
+# an entry with only remote_url and size reads, learns its ETag and sha256
+python3 "$LFSFS_TESTLIB/random_reads.py" random "$M/results/noetag.bin" "$W/noetag.bin" --count 20 --seed 3 >/dev/null ||
+    fail "random preads of results/noetag.bin differ"
+assert_eq "$(sha256_of "$W/noetag.bin")" "$(sha256_of "$M/results/noetag.bin")" "sha256 of results/noetag.bin"
+assert_eq "$(sha256_of "$W/noetag.bin")" "$(xattr_oid "$M/results/noetag.bin")" "learned oid of results/noetag.bin"
+noetag_etag=$(xattr_get "$M/results/noetag.bin" user.lfsfs.etag)
+[ -n "$noetag_etag" ] || fail "results/noetag.bin has no learned user.lfsfs.etag"
+[ "$(grep -F '"GET /noetag.bin ' "$ORIGIN_LOG" | grep -cF "if_match=$noetag_etag ")" -ge 1 ] ||
+    fail "no GET for noetag.bin carried the learned ETag as If-Match"
 
 info "entries escaping the repository are refused, logged and absent"
 for n in escape.bin abs-escape.bin dotdot-escape.bin; do
