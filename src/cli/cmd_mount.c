@@ -22,6 +22,7 @@
 #include "net/net.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/config.h"
 #include "util/path.h"
 #include "view/view.h"
 
@@ -134,8 +135,8 @@ static void write_state(const struct mount_opts *o, const char *repo_abs, const 
 }
 
 /* Runs in the daemon (or in the foreground): serve until unmounted. */
-static int serve(struct mount_opts *o, struct lfsfs_view *view, const char *mnt_abs,
-		 int ready_fd)
+static int serve(struct mount_opts *o, struct lfsfs_view *view, const struct lfsfs_config *cfg,
+		 const char *mnt_abs, int ready_fd)
 {
 	struct lfsfs_cache_opts copts = { 0 };
 	struct lfsfs_net *net = NULL;
@@ -154,7 +155,7 @@ static int serve(struct mount_opts *o, struct lfsfs_view *view, const char *mnt_
 			 lfsfs_error_message());
 		goto fail;
 	}
-	store.net = net;
+	lfsfs_store_init(&store, net, cfg);
 	copts.dir = o->cache_dir;
 	copts.limit = o->cache_size;
 	copts.block_size = (uint32_t)o->block_size;
@@ -226,7 +227,10 @@ out:
 		lfsfs_runtime_unregister(mnt_abs);
 	lfsfs_fs_free(fs);
 	lfsfs_cache_close(cache);
-	lfsfs_net_free(net);
+	if (net) {
+		lfsfs_net_free(net);
+		lfsfs_store_release(&store);
+	}
 	return ret;
 }
 
@@ -247,6 +251,7 @@ int cmd_mount(int argc, char **argv)
 	struct mount_opts o = { .log_level = LFSFS_LOG_WARN };
 	int ret = EXIT_FAIL;
 	struct lfsfs_view *view = NULL;
+	struct lfsfs_config *cfg = NULL;
 	char mnt_abs[PATH_MAX], log_default[PATH_MAX + 16];
 	int c, rc, pipefd[2];
 	pid_t pid;
@@ -353,6 +358,10 @@ int cmd_mount(int argc, char **argv)
 		ret = cli_exit_for(rc);
 		goto out;
 	}
+	if ((rc = lfsfs_config_load(lfsfs_view_repo(view), &cfg))) {
+		cli_error("cannot read the lfsfs settings of '%s': %s", o.repo, strerror(-rc));
+		goto out;
+	}
 	if (!strncmp(mnt_abs, lfsfs_view_repo(view), strlen(lfsfs_view_repo(view))) &&
 	    (mnt_abs[strlen(lfsfs_view_repo(view))] == '/' ||
 	     !mnt_abs[strlen(lfsfs_view_repo(view))])) {
@@ -363,7 +372,7 @@ int cmd_mount(int argc, char **argv)
 	}
 
 	if (o.foreground) {
-		ret = serve(&o, view, mnt_abs, -1);
+		ret = serve(&o, view, cfg, mnt_abs, -1);
 		goto out;
 	}
 	if (pipe(pipefd)) {
@@ -384,8 +393,9 @@ int cmd_mount(int argc, char **argv)
 		if (chdir("/")) {
 			/* paths are absolute by now */
 		}
-		rc = serve(&o, view, mnt_abs, pipefd[1]);
+		rc = serve(&o, view, cfg, mnt_abs, pipefd[1]);
 		lfsfs_view_free(view);
+		lfsfs_config_free(cfg);
 		free(o.cache_dir);
 		_exit(rc);
 	}
@@ -416,6 +426,7 @@ int cmd_mount(int argc, char **argv)
 	}
 out:
 	lfsfs_view_free(view);
+	lfsfs_config_free(cfg);
 	free(o.cache_dir);
 	return ret;
 }

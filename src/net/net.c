@@ -89,7 +89,18 @@ static size_t header_cb(char *data, size_t size, size_t n, void *p)
 		req->etag[0] = '\0';
 		req->total = 0;
 		req->priv_hdr_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		curl_slist_free_all(req->resp_headers);
+		req->resp_headers = NULL;
 		return len;
+	}
+	if (req->keep_headers && len > 2 && memchr(data, ':', len)) {
+		char line[2048];
+		size_t ll = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
+		memcpy(line, data, ll);
+		while (ll && (line[ll - 1] == '\r' || line[ll - 1] == '\n'))
+			ll--;
+		line[ll] = '\0';
+		req->resp_headers = curl_slist_append(req->resp_headers, line);
 	}
 	if (len > 5 && !strncasecmp(data, "etag:", 5)) {
 		v = data + 5;
@@ -131,8 +142,14 @@ static size_t write_cb(char *data, size_t size, size_t n, void *p)
 	if (req->priv_write_err)
 		return 0;
 	curl_easy_getinfo((CURL *)req->priv_easy, CURLINFO_RESPONSE_CODE, &status);
-	if (status < 200 || status >= 300)
-		return len; /* error bodies are read and dropped */
+	if (status < 200 || status >= 300) {
+		/* keep the start of error documents: backends explain them */
+		if (status >= 400 && req->errbody.len < 65536) {
+			size_t room = 65536 - req->errbody.len;
+			lfsfs_buf_append(&req->errbody, data, len < room ? len : room);
+		}
+		return len;
+	}
 	if (req->range_len) {
 		/* Only a 206 for exactly our range may be written; a 200 means
 		 * the server ignored Range and sends the whole object. */
@@ -215,6 +232,12 @@ static CURL *make_easy(struct lfsfs_net *net, struct lfsfs_http_req *req,
 	}
 	if (req->method == LFSFS_HTTP_HEAD)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	if (req->method == LFSFS_HTTP_POST || req->method == LFSFS_HTTP_PUT) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->req_body ? req->req_body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->req_body_len);
+		if (req->method == LFSFS_HTTP_PUT)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+	}
 	if (req->range_len) {
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, req->range_start,
 			 req->range_start + req->range_len - 1);
@@ -243,6 +266,9 @@ static int start_request(struct lfsfs_net *net, struct lfsfs_http_req *req)
 	req->etag[0] = '\0';
 	req->priv_write_err = 0;
 	req->priv_hdr_status = 0;
+	lfsfs_buf_reset(&req->errbody);
+	curl_slist_free_all(req->resp_headers);
+	req->resp_headers = NULL;
 	if (req->fd < 0)
 		lfsfs_buf_reset(&req->body);
 	h = make_easy(net, req, &hdrs);
@@ -615,6 +641,20 @@ int lfsfs_net_perform(struct lfsfs_net *net, struct lfsfs_http_req *req)
 	pthread_mutex_unlock(&w.m);
 	req->done = NULL;
 	return w.rc;
+}
+
+const char *lfsfs_http_header(const struct curl_slist *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; h; h = h->next)
+		if (!strncasecmp(h->data, name, n) && h->data[n] == ':') {
+			const char *v = h->data + n + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			return v;
+		}
+	return NULL;
 }
 
 void lfsfs_net_get_stats(struct lfsfs_net *net, struct lfsfs_net_stats *out)

@@ -25,13 +25,15 @@
 struct lfsfs_net;
 struct curl_slist;
 
-enum lfsfs_http_method { LFSFS_HTTP_GET = 0, LFSFS_HTTP_HEAD };
+enum lfsfs_http_method { LFSFS_HTTP_GET = 0, LFSFS_HTTP_HEAD, LFSFS_HTTP_POST, LFSFS_HTTP_PUT };
 
 struct lfsfs_http_req {
 	/* --- set by the caller; owned by the caller until done() --- */
 	enum lfsfs_http_method method;
 	const char *url;
 	struct curl_slist *headers;   /* extra headers, may be NULL */
+	const char *req_body;         /* POST/PUT body (not copied), may be NULL */
+	size_t req_body_len;
 	uint64_t range_start;         /* range_len == 0: no Range header */
 	uint64_t range_len;
 	uint64_t expect_total;        /* object size to check against, 0 = unknown */
@@ -44,7 +46,15 @@ struct lfsfs_http_req {
 
 	/* --- results, valid in done() --- */
 	long status;
+	struct lfsfs_buf errbody;     /* first 64 KiB of a >= 400 response body
+				       * (S3/Azure/GCS error documents); owned
+				       * by req: lfsfs_buf_release() it */
 	char etag[160];               /* ETag response header, as sent */
+	struct curl_slist *resp_headers; /* every response header line ("Name: value",
+					  * trimmed) of the final response when
+					  * keep_headers is set; free with
+					  * curl_slist_free_all() */
+	int keep_headers;             /* in: collect resp_headers */
 	uint64_t total;               /* from Content-Range / Content-Length */
 	uint64_t received;            /* body bytes accepted */
 	int attempts;
@@ -75,6 +85,10 @@ void lfsfs_net_submit(struct lfsfs_net *net, struct lfsfs_http_req *req);
 /* Submit and wait; returns the rc that done() would get. req->done must
  * be NULL. */
 int lfsfs_net_perform(struct lfsfs_net *net, struct lfsfs_http_req *req);
+
+/* Value of response header name (case-insensitive) in a keep_headers
+ * list, or NULL. Points into the list. */
+const char *lfsfs_http_header(const struct curl_slist *h, const char *name);
 
 void lfsfs_net_get_stats(struct lfsfs_net *net, struct lfsfs_net_stats *out);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lfsfs/error.h"
@@ -120,8 +121,39 @@ out:
 	return 0;
 }
 
+static int file_head(struct lfsfs_store *st, const char *url, struct lfsfs_objmeta *out)
+{
+	char path[4096];
+	struct stat sb;
+	struct tm tm;
+
+	if (file_path(url, path, sizeof(path)))
+		return lfsfs_error_set(-LFSFS_ESOURCE_NOT_ACCESSIBLE, "SOURCE_NOT_ACCESSIBLE: '%s' "
+				       "is not a local file URL (want file:///abs/path)", url);
+	if (stat(path, &sb))
+		return lfsfs_error_set(-LFSFS_ESOURCE_NOT_ACCESSIBLE,
+				       "SOURCE_NOT_ACCESSIBLE: cannot read '%s': %s", url,
+				       strerror(errno));
+	out->size = (uint64_t)sb.st_size;
+	out->has_size = 1;
+	snprintf(out->etag, sizeof(out->etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "-%lx.%lx\"",
+		 (uint64_t)sb.st_dev, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+		 (unsigned long)sb.st_mtim.tv_sec, (unsigned long)sb.st_mtim.tv_nsec);
+	gmtime_r(&sb.st_mtime, &tm);
+	strftime(out->last_modified, sizeof(out->last_modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return 0;
+}
+
+static int file_explain(struct lfsfs_store *st, const char *url, struct lfsfs_buf *out)
+{
+	return lfsfs_buf_appends(out, "backend: file\ncredentials: local file permissions\n");
+}
+
 const struct lfsfs_store_ops lfsfs_store_file = {
 	.name = "file",
+	.forms = "file:///path",
 	.handles = file_handles,
 	.fetch = file_fetch,
+	.head = file_head,
+	.explain = file_explain,
 };
