@@ -238,7 +238,7 @@ origin_bytes_served() {
             q = index(s, "\" "); rest = substr(s, q + 2); split(rest, b, " ")
             if (p == "" || u == p) n += b[2]
         }
-    } END { printf "%d\n", n + 0 }' "$ORIGIN_LOG"
+    } END { printf "%.0f\n", n + 0 }' "$ORIGIN_LOG"
 }
 
 origin_log_reset() {
