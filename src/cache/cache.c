@@ -331,6 +331,10 @@ static int object_load(struct lfsfs_object *o)
 	if (o->npresent != o->nblocks)
 		o->flags &= ~LFSFS_OBJ_VERIFIED_MEM;
 	o->hashed_upto = 0;
+	/* Hash while bytes stream in only if none were there before: re-reading
+	 * a cached prefix on every open would stall the first read. Otherwise
+	 * the hash is one pass when the last block arrives. */
+	o->stream_hash = o->npresent == 0;
 	o->loaded = 1;
 	return 0;
 fail:
@@ -675,13 +679,22 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 		} else {
 			rd->seq_bytes = 0;
 			rd->window = 0;
+			rd->ra_end = 0;
 		}
 		rd->next_off = off + size;
 	}
-	ra_last = rd ? last + rd->window : last;
-	if (ra_last >= o->nblocks)
-		ra_last = o->nblocks - 1;
-	o->ra_last = ra_last;
+	/* Asynchronous readahead: ask for the next window only once the
+	 * reader has eaten half of what was asked ahead, so requests stay
+	 * window-sized instead of one block each. */
+	ra_last = last;
+	if (rd && rd->window &&
+	    (rd->ra_end <= last + 1 || rd->ra_end - (last + 1) <= rd->window / 2)) {
+		ra_last = last + rd->window;
+		if (ra_last >= o->nblocks)
+			ra_last = o->nblocks - 1;
+		rd->ra_end = ra_last + 1;
+	}
+	o->ra_last = rd && rd->ra_end > ra_last + 1 ? rd->ra_end - 1 : ra_last;
 	if (needs_fetch(o, first, last, ra_last)) {
 		/* resolve once, outside the object lock (it may read files or,
 		 * later, talk to a DRS server) */
@@ -790,7 +803,7 @@ static int hash_advance(struct lfsfs_object *o, int must_finish)
 
 	if (must_finish)
 		pthread_mutex_lock(&o->hash_lock);
-	else if (pthread_mutex_trylock(&o->hash_lock))
+	else if (!o->stream_hash || pthread_mutex_trylock(&o->hash_lock))
 		return 0;
 	pthread_mutex_lock(&o->lock);
 	if ((o->flags & LFSFS_OBJ_VERIFIED_MEM) || o->error || !o->loaded) {
@@ -904,6 +917,16 @@ static void fill_info(struct lfsfs_object *o, struct lfsfs_object_info *out)
 		out->state = LFSFS_STATE_PARTIAL;
 	else
 		out->state = LFSFS_STATE_REMOTE;
+}
+
+int lfsfs_object_verified(struct lfsfs_object *o)
+{
+	int v;
+
+	pthread_mutex_lock(&o->lock);
+	v = (o->flags & LFSFS_OBJ_VERIFIED_MEM) && !o->error;
+	pthread_mutex_unlock(&o->lock);
+	return v;
 }
 
 void lfsfs_cache_peek(struct lfsfs_cache *c, const struct lfsfs_object_desc *d,

@@ -84,6 +84,7 @@ struct lfsfs_reader {
 	uint64_t next_off;
 	uint64_t seq_bytes;       /* read sequentially so far */
 	uint32_t window;          /* readahead in blocks */
+	uint64_t ra_end;          /* first block not yet asked for ahead */
 };
 
 /*
@@ -106,6 +107,10 @@ struct lfsfs_object_info {
 	char etag[160];
 	int error;                /* sticky error code, 0 if none */
 };
+
+/* 1 if o's whole content is present and matched its sha256 (or had it
+ * computed): such bytes never change, so kernel caches may keep them. */
+int lfsfs_object_verified(struct lfsfs_object *o);
 
 /* State of an object by desc without loading it. */
 void lfsfs_cache_peek(struct lfsfs_cache *c, const struct lfsfs_object_desc *d,

@@ -60,6 +60,7 @@ struct lfsfs_object {
 	pthread_rwlock_t data_lock;  /* readers pin blocks; eviction punches */
 	pthread_mutex_t src_lock;    /* serializes resolution */
 	pthread_mutex_t hash_lock;   /* protects md, hashed_upto */
+	int stream_hash;             /* set at load (lock): hash as bytes arrive */
 	EVP_MD_CTX *md;
 	uint64_t hashed_upto;
 };

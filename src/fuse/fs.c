@@ -233,9 +233,11 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			reply_errno(req, rc);
 			return;
 		}
-		/* Content is immutable (named by sha256 or pinned ETag), but a
-		 * purge must reach readers: let each open start clean. */
-		fi->keep_cache = 0;
+		/* Verified bytes never change: the kernel may keep them across
+		 * opens. Unverified ones might still be purged (checksum
+		 * mismatch), so each open of those starts with a clean page
+		 * cache. */
+		fi->keep_cache = lfsfs_object_verified(h->obj);
 	} else {
 		free(h);
 		fuse_reply_err(req, EINVAL);
