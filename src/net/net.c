@@ -26,6 +26,7 @@ struct lfsfs_net {
 	struct lfsfs_http_req *active;  /* engine thread only */
 	int stop;
 	unsigned backoff_ms;
+	uint64_t rng;                   /* engine thread only: xorshift state */
 	struct lfsfs_net_stats stats;
 };
 
@@ -424,15 +425,26 @@ static int classify(struct lfsfs_net *net, struct lfsfs_http_req *req, CURLcode 
 	return 0;
 }
 
+static uint64_t next_rand(struct lfsfs_net *net)
+{
+	uint64_t x = net->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return net->rng = x;
+}
+
 static void schedule_retry(struct lfsfs_net *net, struct lfsfs_http_req *req)
 {
-	/* Full jitter: uniform in [0, base * 2^attempt), capped at 10 s. */
+	/* Equal jitter: uniform in [cap/2, cap], cap = base * 2^attempt, at
+	 * most 10 s; seeded per process so many clients do not retry in step. */
 	uint64_t cap = (uint64_t)net->backoff_ms << (req->attempts < 6 ? req->attempts : 6);
 	uint64_t delay;
 
 	if (cap > 10000)
 		cap = 10000;
-	delay = cap / 2 + (uint64_t)(random() % (long)(cap / 2 + 1));
+	delay = cap / 2 + next_rand(net) % (cap / 2 + 1);
 	req->priv_due_ms = now_ms() + delay;
 	req->priv_next = net->delayed;
 	net->delayed = req;
@@ -505,6 +517,12 @@ static void *engine_main(void *p)
 			}
 			in = next;
 		}
+		curl_multi_perform(net->multi, &running);
+		while ((m = curl_multi_info_read(net->multi, &msgs)))
+			if (m->msg == CURLMSG_DONE)
+				on_done(net, m->easy_handle, m->data.result);
+		/* start due retries; sleep no longer than the next one (after the
+		 * completions above, which may have scheduled new ones) */
 		now = now_ms();
 		for (pp = &net->delayed; *pp;) {
 			struct lfsfs_http_req *r = *pp;
@@ -513,16 +531,13 @@ static void *engine_main(void *p)
 				r->priv_next = NULL;
 				if (start_request(net, r))
 					finish(r, -ENOMEM);
+				timeout = 0;
 			} else {
 				if (r->priv_due_ms - now < (uint64_t)timeout)
 					timeout = (int)(r->priv_due_ms - now);
 				pp = &r->priv_next;
 			}
 		}
-		curl_multi_perform(net->multi, &running);
-		while ((m = curl_multi_info_read(net->multi, &msgs)))
-			if (m->msg == CURLMSG_DONE)
-				on_done(net, m->easy_handle, m->data.result);
 		curl_multi_poll(net->multi, NULL, 0, timeout, NULL);
 	}
 	return NULL;
@@ -540,6 +555,14 @@ int lfsfs_net_new(struct lfsfs_net **out)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&net->share_lock[i], NULL);
 	net->backoff_ms = 200;
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		net->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+			   ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)net;
+		if (!net->rng)
+			net->rng = 88172645463325252ull;
+	}
 	net->multi = curl_multi_init();
 	net->share = curl_share_init();
 	if (!net->multi || !net->share) {

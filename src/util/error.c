@@ -38,14 +38,9 @@ int lfsfs_code_errno(int rc)
 		return 0;
 	if (c < LFSFS_EBASE)
 		return c;
-	switch (c) {
-	case LFSFS_EUNSUPPORTED:
-		return ENOTSUP;
-	default:
-		/* Integrity and source failures are all "the bytes are not
-		 * available": EIO is what tools understand. */
-		return EIO;
-	}
+	/* Integrity, source and support failures all mean "the bytes are not
+	 * available": EIO is what tools understand (the log has the code). */
+	return EIO;
 }
 
 int lfsfs_error_vset(int rc, const char *fmt, va_list ap)
