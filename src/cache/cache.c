@@ -641,15 +641,14 @@ static void object_purge(struct lfsfs_object *o)
 	lfsfs__evict_blocks(o, UINT64_MAX, 0);
 }
 
-ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char *buf,
-			  size_t size, uint64_t off, lfsfs_resolve_fn resolve, void *ctx)
+ssize_t lfsfs_object_pin(struct lfsfs_object *o, struct lfsfs_reader *rd, size_t size,
+			 uint64_t off, lfsfs_resolve_fn resolve, void *ctx)
 {
 	struct lfsfs_cache *c = o->cache;
 	struct run *runs[64];
 	size_t nruns = 0;
 	uint64_t first, last, seq0, ra_last;
-	ssize_t got;
-	int rc = 0;
+	int rc = 0, complete;
 
 	if (off >= o->size)
 		return 0;
@@ -714,6 +713,7 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 	pthread_mutex_unlock(&o->lock);
 	submit_runs(o, runs, nruns);
 
+again:
 	for (;;) {
 		pthread_mutex_lock(&o->lock);
 		for (uint64_t b = first; b <= last; b++) {
@@ -752,33 +752,58 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char 
 			break;
 		pthread_rwlock_unlock(&o->data_lock);
 	}
-	got = 0;
-	while ((size_t)got < size) {
-		ssize_t n = pread(o->fd, buf + got, size - (size_t)got, (off_t)(off + (uint64_t)got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = lfsfs_error_set(-EIO, "cannot read cache file of '%s': %s", o->key,
-					     n < 0 ? strerror(errno) : "short file");
-			break;
-		}
-		got += n;
-	}
-	pthread_rwlock_unlock(&o->data_lock);
-	if (rc)
-		return rc;
-
+	/* The read that completes the object waits for the verdict, so it
+	 * fails with CHECKSUM_MISMATCH rather than handing out bad bytes. */
 	pthread_mutex_lock(&o->lock);
-	int complete = o->npresent == o->nblocks && !(o->flags & LFSFS_OBJ_VERIFIED_MEM);
+	complete = o->npresent == o->nblocks && !(o->flags & LFSFS_OBJ_VERIFIED_MEM);
 	pthread_mutex_unlock(&o->lock);
-	rc = hash_advance(o, complete);
-	if (rc)
-		return rc;
-	return got;
+	if (complete) {
+		pthread_rwlock_unlock(&o->data_lock);
+		if ((rc = hash_advance(o, 1)))
+			return rc;
+		goto again;
+	}
+	return (ssize_t)size;
 
 out_locked:
 	pthread_mutex_unlock(&o->lock);
 	return rc;
+}
+
+void lfsfs_object_unpin(struct lfsfs_object *o)
+{
+	pthread_rwlock_unlock(&o->data_lock);
+	/* feed what streamed in; a failure poisons o and the next read says so */
+	hash_advance(o, 0);
+}
+
+int lfsfs_object_fd(const struct lfsfs_object *o)
+{
+	return o->fd;
+}
+
+ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *rd, char *buf,
+			  size_t size, uint64_t off, lfsfs_resolve_fn resolve, void *ctx)
+{
+	ssize_t n = lfsfs_object_pin(o, rd, size, off, resolve, ctx);
+	ssize_t got = 0;
+	int rc = 0;
+
+	if (n <= 0)
+		return n;
+	while (got < n) {
+		ssize_t k = pread(o->fd, buf + got, (size_t)(n - got), (off_t)(off + (uint64_t)got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			rc = lfsfs_error_set(-EIO, "cannot read cache file of '%s': %s", o->key,
+					     k < 0 ? strerror(errno) : "short file");
+			break;
+		}
+		got += k;
+	}
+	lfsfs_object_unpin(o);
+	return rc ? rc : got;
 }
 
 /* ---- hashing and verification ---- */

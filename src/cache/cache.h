@@ -96,6 +96,19 @@ struct lfsfs_reader {
 ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *r, char *buf,
 			  size_t size, uint64_t off, lfsfs_resolve_fn resolve, void *ctx);
 
+/*
+ * The zero-copy form of lfsfs_object_read: make [off, off+size) present
+ * (fetching and verifying as above) and pin it.  Returns the byte count
+ * n > 0 with the range pinned: the bytes are at the same offset of
+ * lfsfs_object_fd(o) until lfsfs_object_unpin(o), which the caller must
+ * call exactly once.  Returns 0 at EOF (nothing pinned) or a negative code.
+ */
+ssize_t lfsfs_object_pin(struct lfsfs_object *o, struct lfsfs_reader *r, size_t size,
+			 uint64_t off, lfsfs_resolve_fn resolve, void *ctx);
+void lfsfs_object_unpin(struct lfsfs_object *o);
+/* The object's cache data file (valid while the object is referenced). */
+int lfsfs_object_fd(const struct lfsfs_object *o);
+
 enum lfsfs_obj_state { LFSFS_STATE_REMOTE, LFSFS_STATE_PARTIAL, LFSFS_STATE_CACHED,
 		       LFSFS_STATE_VERIFIED };
 

@@ -68,6 +68,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Many readers at once; large reads; the kernel may read ahead. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->max_readahead > MAX_READ)
 		conn->max_readahead = MAX_READ;
@@ -268,29 +270,34 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	char *buf;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 	ssize_t n;
 
 	if (size > MAX_READ)
 		size = MAX_READ;
-	if (!(buf = malloc(size ? size : 1))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	if (h->type == LFSFS_V_FILE) {
-		n = pread(h->fd, buf, size, off);
-		if (n < 0)
-			n = -errno;
+		bv.buf[0].fd = h->fd;
 	} else {
-		n = lfsfs_object_read(h->obj, &h->rd, buf, size, (uint64_t)off, resolve_cb, h);
-		if (n < 0)
+		n = lfsfs_object_pin(h->obj, &h->rd, size, (uint64_t)off, resolve_cb, h);
+		if (n < 0) {
 			log_debug("read of '%s' failed: %s", h->relpath, lfsfs_error_message());
+			reply_errno(req, (int)n);
+			return;
+		}
+		if (n == 0) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		size = (size_t)n;
+		bv.buf[0].fd = lfsfs_object_fd(h->obj);
 	}
-	if (n < 0)
-		reply_errno(req, (int)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	/* straight from the file to the kernel (splice where possible) */
+	bv.buf[0].size = size;
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	if (h->type != LFSFS_V_FILE)
+		lfsfs_object_unpin(h->obj);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
