@@ -10,6 +10,7 @@ PKGS=(
 	libcurl4-openssl-dev liblmdb-dev lmdb-utils libcjson-dev libssl-dev
 	nginx-light git git-lfs openssl curl attr python3 ca-certificates procps
 	time
+	python3-botocore awscli python3-cryptography python3-google-auth
 )
 
 missing=()
@@ -21,8 +22,30 @@ for p in "${PKGS[@]}"; do
 	esac
 done
 
+# The npm test servers (s3rver, azurite), pinned in package-lock.json, go
+# into ./node_modules. Needs node + npm (the machine's, or Debian's).
+npm_deps() {
+	local top
+	top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "install-deps: npm missing: the S3/Azure tests will be skipped" >&2
+		return 0
+	fi
+	if [ -f "$top/node_modules/.package-lock.json" ] &&
+		[ "$top/node_modules/.package-lock.json" -nt "$top/package-lock.json" ]; then
+		return 0
+	fi
+	echo "install-deps: npm ci (test servers)"
+	if ! (cd "$top" && npm ci --no-audit --no-fund --loglevel=error >/tmp/install-deps-npm.log 2>&1); then
+		tail -n 20 /tmp/install-deps-npm.log >&2
+		echo "install-deps: npm ci failed (log: /tmp/install-deps-npm.log)" >&2
+		return 1
+	fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "install-deps: all ${#PKGS[@]} packages present"
+	npm_deps
 	exit 0
 fi
 
@@ -70,3 +93,4 @@ if [ -e /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid 2>/dev/null)" 2>/dev/n
 fi
 
 echo "install-deps: installed ${#missing[@]} package(s)"
+npm_deps
