@@ -11,6 +11,7 @@ static const struct lfsfs_cmd commands[] = {
 	{ "mount", cmd_mount, "mount a repository: pointers appear as full-size files, read lazily" },
 	{ "umount", cmd_umount, "unmount (also a stale mount left by a killed daemon)" },
 	{ "cache", cmd_cache, "show (stat) or empty (clear) the local block cache" },
+	{ "doctor", cmd_doctor, "explain how each URL would be read: backend, endpoint, credentials, HEAD" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show this help, or a command's with 'help COMMAND'" },
 };
