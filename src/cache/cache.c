@@ -650,8 +650,8 @@ ssize_t lfsfs_object_pin(struct lfsfs_object *o, struct lfsfs_reader *rd, size_t
 	uint64_t first, last, seq0, ra_last;
 	int rc = 0, complete;
 
-	if (off >= o->size)
-		return 0;
+	if (size == 0 || off >= o->size)
+		return 0; /* nothing pinned */
 	if (size > o->size - off)
 		size = (size_t)(o->size - off);
 	first = off / o->bs;

@@ -151,7 +151,7 @@ static int put_snap(struct lfsfs_index_txn *t, struct snap *s)
 
 int lfsfs_cache_flush(struct lfsfs_cache *c)
 {
-	struct lfsfs_object *list, *o;
+	struct lfsfs_object *list, *o, *next;
 	struct stale *stale;
 	struct snap *snaps = NULL;
 	size_t n = 0, cap = 0;
@@ -174,8 +174,13 @@ int lfsfs_cache_flush(struct lfsfs_cache *c)
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (o = list; o; o = o->dirty_next) {
+	for (o = list; o; o = next) {
 		struct snap *s = &snaps[n++];
+		/* read the link first: once on_dirty_list is 0, run_done may put
+		 * o on the new list and overwrite dirty_next */
+		pthread_mutex_lock(&c->lock);
+		next = o->dirty_next;
+		pthread_mutex_unlock(&c->lock);
 		s->o = o;
 		pthread_mutex_lock(&o->lock);
 		snprintf(s->key, sizeof(s->key), "%s", o->key);
@@ -299,7 +304,9 @@ uint64_t lfsfs__evict_blocks(struct lfsfs_object *o, uint64_t keep_first, uint64
 		log_error("cannot record eviction of '%s': %s", o->key, lfsfs_error_message());
 		nr = 0;
 	}
-	pthread_mutex_unlock(&o->lock);
+	/* Punch while still holding o->lock: a cleared block must not be
+	 * claimed, fetched and marked present again before its hole is made,
+	 * or the punch would zero fresh bytes that the bitmap vouches for. */
 	for (size_t i = 0; i < nr; i++) {
 		uint64_t off = ranges[2 * i] * o->bs;
 		uint64_t end = ranges[2 * i + 1] * o->bs;
@@ -309,6 +316,7 @@ uint64_t lfsfs__evict_blocks(struct lfsfs_object *o, uint64_t keep_first, uint64
 			      (off_t)(end - off)))
 			log_warn("cannot punch cache file of '%s': %s", o->key, strerror(errno));
 	}
+	pthread_mutex_unlock(&o->lock);
 	pthread_rwlock_unlock(&o->data_lock);
 	pthread_mutex_unlock(&c->commit_lock);
 	free(ranges);
