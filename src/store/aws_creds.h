@@ -57,4 +57,38 @@ void lfsfs_aws_chain_invalidate(struct lfsfs_aws_chain *ch);
  * ~/.aws/config; "" if none. */
 void lfsfs_aws_region(const char *profile, char *out, size_t cap);
 
+/*
+ * Details (appended with the implementation):
+ * - Sources and their cred.source: "env"; "profile 'x'" (static keys in
+ *   the credentials file, or in the config file's "[profile x]" /
+ *   "[default]"; the credentials file wins); "credential_process" (run with
+ *   /bin/sh -c, stdin /dev/null, 30 s timeout, JSON {Version: 1,
+ *   AccessKeyId, SecretAccessKey, SessionToken, Expiration}); "web
+ *   identity" (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or role_arn +
+ *   web_identity_token_file in the profile; POST to AWS_ENDPOINT_URL_STS,
+ *   else AWS_ENDPOINT_URL, else https://sts.amazonaws.com/); "ecs"; "imds".
+ * - The profile is ch->profile if set, else AWS_PROFILE, else "default".
+ *   A profile named by either that exists in neither file is an error
+ *   (CREDENTIALS_MISSING naming it), as in the AWS SDKs; a missing
+ *   "default" just moves on.  role_arn + source_profile and sso_* profiles
+ *   give -LFSFS_EUNSUPPORTED with a credential_process suggestion.
+ * - AWS_ACCESS_KEY_ID without AWS_SECRET_ACCESS_KEY (or a profile with one
+ *   key of the pair) is an error, not a fallthrough.
+ * - LFSFS_ECS_ENDPOINT (TEST ONLY): replaces "http://169.254.170.2" in
+ *   front of AWS_CONTAINER_CREDENTIALS_RELATIVE_URI.  A FULL_URI must be
+ *   https, or http to a loopback or container address.
+ *   AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE wins over ..._TOKEN.
+ * - IMDS: AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 selects
+ *   http://[fd00:ec2::254].  A TCP connect probe (1 s) runs first, and an
+ *   endpoint found absent is remembered process-wide for 60 s.  A token PUT
+ *   answered 403/404/405 falls back to IMDSv1 requests.  No role attached
+ *   counts as "nothing here" (CREDENTIALS_MISSING).
+ * - Every credential (static ones too) is cached until 5 minutes before
+ *   `expires`; if a refresh then fails while the cached one has not yet
+ *   expired, the cached one is returned (rc 0).  After invalidate it is not.
+ *   Lookups hold ch->lock, so concurrent callers wait for one refresh.
+ * - `tried` is reset on entry; clauses are joined with "; ".  Messages and
+ *   clauses never hold secrets or tokens.
+ */
+
 #endif

@@ -39,6 +39,24 @@ struct lfsfs_sigv4_req {
  * bytes each ("Name: value"); returns the number written (3 or 4) or a
  * negative errno.  All headers in r->headers are signed in addition to
  * host, x-amz-date and x-amz-content-sha256 (and x-amz-security-token).
+ *
+ * Details (appended with the implementation):
+ * - x-amz-content-sha256 is an S3 header: it is sent and signed only when
+ *   r->service is "s3" (other services, e.g. AWS's generic SigV4 test
+ *   suite, leave it out, so 2 or 3 headers are written for them).
+ * - payload_hash NULL means an empty body (sha256 of "").
+ * - path is used verbatim (S3 rules: no normalization, no second encoding);
+ *   NULL or "" means "/".
+ * - query pairs are split on '&' and the first '=', percent-decoded, then
+ *   encoded the SigV4 way and sorted by name, then value: raw or already
+ *   encoded input gives the same result ('+' is a literal plus, not space).
+ * - r->headers entries named host, x-amz-date, x-amz-content-sha256,
+ *   x-amz-security-token or authorization are ignored (the signer sets
+ *   them); repeated names are joined with ',' in order; values are trimmed
+ *   and runs of spaces collapsed; a CR or LF in an entry is -EINVAL.
+ * - the building blocks return 0 or a negative errno (-ERANGE when `cap`
+ *   is too small); out of lfsfs_sigv4_sign is in that order: x-amz-date,
+ *   [x-amz-content-sha256], [x-amz-security-token], Authorization.
  */
 int lfsfs_sigv4_sign(const struct lfsfs_sigv4_req *r, const struct lfsfs_aws_cred *c,
 		     char out[][4096], size_t cap);
