@@ -3,13 +3,13 @@
 #   make test    install deps, build (release + ASan), run ctest
 #   make bench   build, run bench/seqread (BENCH_SIZE=256M for a quick run)
 #
-# LFSFS_ASAN_INTEGRATION=1 also runs the integration tests against the
-# ASan+UBSan build (by default only the unit tests run under ASan).
+# LFSFS_ASAN_INTEGRATION=0 skips the integration tests against the
+# ASan+UBSan build (by default both suites run under ASan too).
 
 MAKEFLAGS += --no-print-directory
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= 2
-LFSFS_ASAN_INTEGRATION ?= 0
+LFSFS_ASAN_INTEGRATION ?= 1
 
 .PHONY: all deps build build-asan demo test test-release test-asan bench clean
 

@@ -763,6 +763,11 @@ again:
 			return rc;
 		goto again;
 	}
+	/* The pin holds a reference: the file handle may be released while
+	 * the reply is still being spliced from our data file. */
+	pthread_mutex_lock(&c->lock);
+	o->refs++;
+	pthread_mutex_unlock(&c->lock);
 	return (ssize_t)size;
 
 out_locked:
@@ -775,6 +780,7 @@ void lfsfs_object_unpin(struct lfsfs_object *o)
 	pthread_rwlock_unlock(&o->data_lock);
 	/* feed what streamed in; a failure poisons o and the next read says so */
 	hash_advance(o, 0);
+	lfsfs_object_put(o);
 }
 
 int lfsfs_object_fd(const struct lfsfs_object *o)

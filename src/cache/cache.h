@@ -101,7 +101,8 @@ ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *r, char *
  * (fetching and verifying as above) and pin it.  Returns the byte count
  * n > 0 with the range pinned: the bytes are at the same offset of
  * lfsfs_object_fd(o) until lfsfs_object_unpin(o), which the caller must
- * call exactly once.  Returns 0 at EOF (nothing pinned) or a negative code.
+ * call exactly once.  The pin holds its own reference to o, so o outlives
+ * the caller's reference until the unpin.  Returns 0 at EOF (nothing pinned) or a negative code.
  */
 ssize_t lfsfs_object_pin(struct lfsfs_object *o, struct lfsfs_reader *r, size_t size,
 			 uint64_t off, lfsfs_resolve_fn resolve, void *ctx);

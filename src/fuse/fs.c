@@ -271,6 +271,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	struct lfsfs_object *pinned = NULL;
 	ssize_t n;
 
 	if (size > MAX_READ)
@@ -288,16 +289,18 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_buf(req, NULL, 0);
 			return;
 		}
+		pinned = h->obj;
 		size = (size_t)n;
-		bv.buf[0].fd = lfsfs_object_fd(h->obj);
+		bv.buf[0].fd = lfsfs_object_fd(pinned);
 	}
 	/* straight from the file to the kernel (splice where possible) */
 	bv.buf[0].size = size;
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].pos = off;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	if (h->type != LFSFS_V_FILE)
-		lfsfs_object_unpin(h->obj);
+	/* h may be released from here on: only the pin keeps the object */
+	if (pinned)
+		lfsfs_object_unpin(pinned);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
