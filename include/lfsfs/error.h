@@ -24,6 +24,9 @@ enum lfsfs_code {
 	LFSFS_ECREDENTIALS_MISSING,    /* no usable credentials for the URL */
 	LFSFS_EPARSE,                  /* malformed input (pointer, JSON, ...) */
 	LFSFS_EUNSUPPORTED,            /* URL scheme or feature not supported */
+	LFSFS_ERETRY_AUTH,             /* internal: credentials refreshed, send the
+					* request again (a backend's 401 with a
+					* cached token); never reaches a user */
 	LFSFS_ELAST
 };
 

@@ -505,6 +505,9 @@ static void run_done(struct lfsfs_fetch *f, int rc)
 			 f->off + f->len - 1, o->key, o->url, f->error);
 		if (sticky(rc))
 			poison(o, rc, "%s", o->fetch_msg);
+		else if (rc == -LFSFS_ERETRY_AUTH)
+			log_info("sending bytes %" PRIu64 "-%" PRIu64 " of '%s' again: %s", f->off,
+				 f->off + f->len - 1, o->key, f->error);
 		else
 			log_error("%s", o->fetch_msg);
 		if (rc == -LFSFS_EIMMUTABILITY)
@@ -648,7 +651,7 @@ ssize_t lfsfs_object_pin(struct lfsfs_object *o, struct lfsfs_reader *rd, size_t
 	struct run *runs[64];
 	size_t nruns = 0;
 	uint64_t first, last, seq0, ra_last;
-	int rc = 0, complete;
+	int rc = 0, complete, auth_retries = 0;
 
 	if (size == 0 || off >= o->size)
 		return 0; /* nothing pinned */
@@ -723,9 +726,19 @@ again:
 					goto out_locked;
 				}
 				if (!bit_get(o->inflight, b)) {
-					if (o->fetch_seq != seq0) {
-						rc = lfsfs_error_set(o->fetch_err, "%s", o->fetch_msg);
+					if (o->fetch_seq != seq0 &&
+					    (o->fetch_err != -LFSFS_ERETRY_AUTH || auth_retries >= 2)) {
+						rc = o->fetch_err == -LFSFS_ERETRY_AUTH
+							     ? -LFSFS_ESOURCE_NOT_ACCESSIBLE
+							     : o->fetch_err;
+						rc = lfsfs_error_set(rc, "%s", o->fetch_msg);
 						goto out_locked;
+					}
+					if (o->fetch_seq != seq0) {
+						/* the backend refreshed its credentials:
+						 * send again from this (reader) thread */
+						auth_retries++;
+						seq0 = o->fetch_seq;
 					}
 					/* evicted between our plan and now: fetch again */
 					nruns = 0;

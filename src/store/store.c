@@ -10,6 +10,7 @@
 /* More specific backends first: an Azure https:// URL before plain https. */
 static const struct lfsfs_store_ops *const backends[] = {
 	&lfsfs_store_s3,
+	&lfsfs_store_gcs,
 	&lfsfs_store_azure,
 	&lfsfs_store_http,
 	&lfsfs_store_file,

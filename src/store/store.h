@@ -110,9 +110,10 @@ void lfsfs_store_fetch(struct lfsfs_store *st, struct lfsfs_fetch *f);
 /* HEAD through the right backend. */
 int lfsfs_store_head(struct lfsfs_store *st, const char *url, struct lfsfs_objmeta *out);
 
-extern const struct lfsfs_store_ops lfsfs_store_s3;
+extern const struct lfsfs_store_ops lfsfs_store_gcs;
 extern const struct lfsfs_store_ops lfsfs_store_azure;
 extern const struct lfsfs_store_ops lfsfs_store_http;
 extern const struct lfsfs_store_ops lfsfs_store_file;
+extern const struct lfsfs_store_ops lfsfs_store_s3;
 
 #endif
