@@ -32,6 +32,19 @@ static uint64_t now_s(void)
 	return (uint64_t)time(NULL);
 }
 
+/* Hash of a URL without its query: a presigned URL of the same object
+ * changes its signature, not the object it names. */
+static uint64_t url_hash(const char *url)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *url && *url != '?'; url++) {
+		h ^= (unsigned char)*url;
+		h *= 1099511628211ull;
+	}
+	return h ? h : 1;
+}
+
 uint64_t lfsfs__hash64(const char *s)
 {
 	/* FNV-1a: identifies which URL an ETag was learned from */
@@ -190,7 +203,7 @@ static void object_free(struct lfsfs_object *o)
 	free(o->present);
 	free(o->inflight);
 	free(o->dirty_pages);
-	free(o->url);
+	lfsfs_source_release(&o->src);
 	if (o->md)
 		EVP_MD_CTX_free(o->md);
 	pthread_mutex_destroy(&o->lock);
@@ -440,7 +453,34 @@ struct run {
 	struct lfsfs_fetch f;
 	struct lfsfs_object *o;
 	uint64_t first, count;
+	struct lfsfs_source src;  /* the run's own copy: the object's may be
+				   * replaced while the run is in flight */
 };
+
+static void run_free(struct run *r)
+{
+	lfsfs_source_release(&r->src);
+	free(r);
+}
+
+/* Copy o's source into r; caller holds o->lock. */
+static int run_take_source(struct run *r, const struct lfsfs_object *o)
+{
+	r->src.url = o->src.url ? strdup(o->src.url) : NULL;
+	if (o->src.url && !r->src.url)
+		return -ENOMEM;
+	if (o->src.n_headers) {
+		r->src.headers = calloc(o->src.n_headers, sizeof(char *));
+		if (!r->src.headers)
+			return -ENOMEM;
+		for (size_t i = 0; i < o->src.n_headers; i++) {
+			if (!(r->src.headers[i] = strdup(o->src.headers[i])))
+				return -ENOMEM;
+			r->src.n_headers++;
+		}
+	}
+	return 0;
+}
 
 static void poison(struct lfsfs_object *o, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -475,7 +515,7 @@ static void run_done(struct lfsfs_fetch *f, int rc)
 	if (!rc && f->etag_seen[0]) {
 		if (!o->etag[0]) {
 			snprintf(o->etag, sizeof(o->etag), "%s", f->etag_seen);
-			o->etag_src = lfsfs__hash64(o->url);
+			o->etag_src = url_hash(o->src.url);
 		} else if (strcmp(o->etag, f->etag_seen)) {
 			snprintf(f->error, sizeof(f->error), "ETag changed from %s to %s", o->etag,
 				 f->etag_seen);
@@ -498,11 +538,17 @@ static void run_done(struct lfsfs_fetch *f, int rc)
 	} else {
 		for (uint64_t b = r->first; b < r->first + r->count; b++)
 			bit_clr(o->inflight, b);
+		if (rc == -LFSFS_ESOURCE_NOT_ACCESSIBLE && (f->status == 401 || f->status == 403) &&
+		    (o->src.expires || o->src.n_headers)) {
+			/* a signed URL or token went stale: resolve again, resend */
+			o->src_stale = 1;
+			rc = -LFSFS_ERETRY_AUTH;
+		}
 		o->fetch_err = rc;
 		o->fetch_seq++;
 		snprintf(o->fetch_msg, sizeof(o->fetch_msg), "%s: cannot fetch bytes %" PRIu64
 			 "-%" PRIu64 " of '%s' from %s: %s", lfsfs_code_name(rc), f->off,
-			 f->off + f->len - 1, o->key, o->url, f->error);
+			 f->off + f->len - 1, o->key, o->src.url, f->error);
 		if (sticky(rc))
 			poison(o, rc, "%s", o->fetch_msg);
 		else if (rc == -LFSFS_ERETRY_AUTH)
@@ -519,7 +565,7 @@ static void run_done(struct lfsfs_fetch *f, int rc)
 	pthread_mutex_unlock(&o->lock);
 	if (!rc && c->limit && __atomic_load_n(&c->total, __ATOMIC_RELAXED) > c->limit)
 		lfsfs__flusher_kick(c);
-	free(r);
+	run_free(r);
 	lfsfs_object_put(o);
 }
 
@@ -567,18 +613,33 @@ static void submit_runs(struct lfsfs_object *o, struct run **runs, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct run *r = runs[i];
-		r->f.url = o->url;
+		int rc;
+
 		r->f.off = r->first * o->bs;
 		r->f.len = (r->first + r->count) * o->bs > o->size ? o->size - r->f.off
 								    : r->count * o->bs;
 		r->f.size = o->size;
-		snprintf(r->f.etag, sizeof(r->f.etag), "%s", o->etag);
 		r->f.fd = o->fd;
 		r->f.done = run_done;
 		r->f.ctx = r;
+		pthread_mutex_lock(&o->lock);
+		snprintf(r->f.etag, sizeof(r->f.etag), "%s", o->etag);
+		rc = run_take_source(r, o);
+		pthread_mutex_unlock(&o->lock);
 		pthread_mutex_lock(&c->lock);
 		o->refs++;
 		pthread_mutex_unlock(&c->lock);
+		if (rc || !r->src.url) {
+			/* fail this run like a fetch that could not start */
+			r->f.url = "";
+			snprintf(r->f.error, sizeof(r->f.error), "%s",
+				 rc ? "out of memory" : "no source");
+			run_done(&r->f, rc ? rc : -LFSFS_ESOURCE_NOT_ACCESSIBLE);
+			continue;
+		}
+		r->f.url = r->src.url;
+		r->f.headers = (const char *const *)r->src.headers;
+		r->f.n_headers = r->src.n_headers;
 		log_debug("fetch %s bytes %" PRIu64 "+%" PRIu64, o->key, r->f.off, r->f.len);
 		lfsfs_store_fetch(c->store, &r->f);
 	}
@@ -586,42 +647,49 @@ static void submit_runs(struct lfsfs_object *o, struct run **runs, size_t n)
 
 static int ensure_source(struct lfsfs_object *o, lfsfs_resolve_fn resolve, void *ctx)
 {
-	char *url = NULL, *etag = NULL;
-	int rc = 0;
+	struct lfsfs_source src;
+	int rc = 0, need;
 
+	memset(&src, 0, sizeof(src));
 	pthread_mutex_lock(&o->src_lock);
-	if (o->url)
+	pthread_mutex_lock(&o->lock);
+	/* none yet, refused, or about to lapse (30 s is a transfer's worth) */
+	need = !o->src.url || o->src_stale ||
+	       (o->src.expires && time(NULL) + 30 >= o->src.expires);
+	pthread_mutex_unlock(&o->lock);
+	if (!need)
 		goto out;
 	if (!resolve) {
 		rc = lfsfs_error_set(-LFSFS_ESOURCE_NOT_ACCESSIBLE, "no source for '%s'", o->key);
 		goto out;
 	}
-	rc = resolve(ctx, &url, &etag);
+	rc = resolve(ctx, &src);
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&o->lock);
-	/* An ETag pinned from another URL says nothing about this one. */
-	if (o->etag[0] && o->etag_src != lfsfs__hash64(url)) {
+	/* An ETag pinned from another origin says nothing about this one. */
+	if (o->etag[0] && o->etag_src != url_hash(src.url)) {
 		o->etag[0] = '\0';
 		o->etag_src = 0;
 	}
-	if (etag && *etag && !o->etag[0]) {
-		snprintf(o->etag, sizeof(o->etag), "%s", etag);
-		o->etag_src = lfsfs__hash64(url);
-	} else if (etag && *etag && strcmp(etag, o->etag)) {
+	if (src.etag && *src.etag && !o->etag[0]) {
+		snprintf(o->etag, sizeof(o->etag), "%s", src.etag);
+		o->etag_src = url_hash(src.url);
+	} else if (src.etag && *src.etag && strcmp(src.etag, o->etag)) {
 		/* The record says one version, the origin served another. */
 		poison(o, -LFSFS_EIMMUTABILITY,
 		       "IMMUTABILITY_VIOLATION: '%s' was cached with ETag %s but the record for %s "
-		       "says %s; the remote object changed: re-register it", o->key, o->etag, url,
-		       etag);
+		       "says %s; the remote object changed: re-register it", o->key, o->etag,
+		       src.url, src.etag);
 	}
-	o->url = url;
-	url = NULL;
+	lfsfs_source_release(&o->src);
+	o->src = src;
+	memset(&src, 0, sizeof(src));
+	o->src_stale = 0;
 	pthread_mutex_unlock(&o->lock);
 out:
 	pthread_mutex_unlock(&o->src_lock);
-	free(url);
-	free(etag);
+	lfsfs_source_release(&src);
 	return rc;
 }
 
@@ -735,10 +803,16 @@ again:
 						goto out_locked;
 					}
 					if (o->fetch_seq != seq0) {
-						/* the backend refreshed its credentials:
-						 * send again from this (reader) thread */
+						/* stale credentials or signed URL: refresh
+						 * (resolving again if the source was refused)
+						 * and send again from this reader thread */
 						auth_retries++;
 						seq0 = o->fetch_seq;
+						pthread_mutex_unlock(&o->lock);
+						rc = ensure_source(o, resolve, ctx);
+						pthread_mutex_lock(&o->lock);
+						if (rc)
+							goto out_locked;
 					}
 					/* evicted between our plan and now: fetch again */
 					nruns = 0;
@@ -915,7 +989,7 @@ static int hash_advance(struct lfsfs_object *o, int must_finish)
 			poison(o, -LFSFS_ECHECKSUM_MISMATCH,
 			       "CHECKSUM_MISMATCH: '%s' from %s has sha256 %s; the cached copy was "
 			       "purged and reads fail: fix the URL or the pointer", o->key,
-			       o->url ? o->url : "(cache)", hex);
+			       o->src.url ? o->src.url : "(cache)", hex);
 			rc = lfsfs_error_set(o->error, "%s", o->errmsg);
 			pthread_mutex_unlock(&o->lock);
 			object_purge(o);

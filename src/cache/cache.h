@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 struct lfsfs_store;
+struct lfsfs_source;
 struct lfsfs_cache;
 struct lfsfs_object;
 
@@ -57,8 +58,9 @@ struct lfsfs_object_desc {
 	uint64_t size;
 };
 
-/* Why a read cannot be served right now (see lfsfs_object_read). */
-typedef int (*lfsfs_resolve_fn)(void *ctx, char **url, char **etag);
+/* Find where an object's bytes are: fill *out (see store.h) or return a
+ * negative code with the per-thread message set. */
+typedef int (*lfsfs_resolve_fn)(void *ctx, struct lfsfs_source *out);
 
 int lfsfs_cache_open(const struct lfsfs_cache_opts *opts, struct lfsfs_store *store,
 		     struct lfsfs_cache **out);
@@ -89,8 +91,10 @@ struct lfsfs_reader {
 
 /*
  * Read up to size bytes at off into buf.  The first read that needs the
- * origin calls resolve(ctx, &url, &etag) once (results malloc'd, owned by
- * the object afterwards).  Returns bytes read (short only at EOF) or a
+ * origin calls resolve(ctx, &source) (the object takes the source over);
+ * it is called again when an expiring source is about to lapse, or when
+ * the origin refuses a source that carries an expiry or headers (401/403:
+ * a signed URL or token gone stale) and the request is then sent again.  Returns bytes read (short only at EOF) or a
  * negative code with the per-thread message set.
  */
 ssize_t lfsfs_object_read(struct lfsfs_object *o, struct lfsfs_reader *r, char *buf,

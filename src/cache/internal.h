@@ -11,6 +11,7 @@
 
 #include "cache/cache.h"
 #include "index/index.h"
+#include "store/store.h"
 
 #define LFSFS_OBJ_VERIFIED_MEM LFSFS_OBJ_VERIFIED
 
@@ -43,7 +44,9 @@ struct lfsfs_object {
 	uint64_t cached_bytes;
 	int dirty;
 	int fd;
-	char *url;                 /* set once by ensure_source (src_lock) */
+	struct lfsfs_source src;   /* where the bytes are: set and replaced by
+				    * ensure_source (under src_lock, then lock) */
+	int src_stale;             /* refused (401/403): resolve again */
 	char etag[160];
 	uint64_t etag_src;
 	char sha256[65];

@@ -20,6 +20,7 @@
 #include "fuse/fs.h"
 #include "lfsfs/error.h"
 #include "net/net.h"
+#include "resolve/resolve.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/config.h"
@@ -156,6 +157,10 @@ static int serve(struct mount_opts *o, struct lfsfs_view *view, const struct lfs
 		goto fail;
 	}
 	lfsfs_store_init(&store, net, cfg);
+	if ((rc = lfsfs_resolve_configure(lfsfs_view_resolver(view), cfg, net))) {
+		snprintf(msg, sizeof(msg), "%s", lfsfs_error_message());
+		goto fail;
+	}
 	copts.dir = o->cache_dir;
 	copts.limit = o->cache_size;
 	copts.block_size = (uint32_t)o->block_size;

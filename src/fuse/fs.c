@@ -249,7 +249,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static int resolve_cb(void *ctx, char **url, char **etag)
+static int resolve_cb(void *ctx, struct lfsfs_source *out)
 {
 	struct handle *h = ctx;
 	struct lfsfs_resolve_query q = {
@@ -257,12 +257,12 @@ static int resolve_cb(void *ctx, char **url, char **etag)
 		.path = h->relpath,
 		.size = h->size,
 	};
-	int rc = lfsfs_resolve(lfsfs_view_resolver(h->fs->view), &q, url, etag);
+	int rc = lfsfs_resolve_source(lfsfs_view_resolver(h->fs->view), &q, out);
 
 	if (rc)
 		log_error("%s (read of '%s')", lfsfs_error_message(), h->relpath);
 	else
-		log_debug("'%s' -> %s", h->relpath, *url);
+		log_debug("'%s' -> %s (%s)", h->relpath, out->url, out->resolver);
 	return rc;
 }
 

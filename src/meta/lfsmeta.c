@@ -373,6 +373,9 @@ void lfsfs_record_release(struct lfsfs_record *r)
 		free(r->urls[i]);
 	free(r->urls);
 	free(r->etag);
+	for (size_t i = 0; i < r->n_headers; i++)
+		free(r->headers[i]);
+	free(r->headers);
 	memset(r, 0, sizeof(*r));
 }
 

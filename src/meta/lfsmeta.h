@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "lfsfs/pointer.h"
 
@@ -62,6 +63,12 @@ struct lfsfs_record {
 	uint64_t size;
 	int has_size;
 	char sha256[LFSFS_OID_HEX_LEN + 1]; /* "" when unknown */
+	/* set by resolvers that hand out signed or authorized URLs (DRS
+	 * access URLs, LFS batch hrefs): headers to send with every request
+	 * ("Name: value", malloc'd) and when the URL stops working (0 = never) */
+	char **headers;
+	size_t n_headers;
+	time_t expires;
 };
 void lfsfs_record_release(struct lfsfs_record *r);
 

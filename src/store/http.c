@@ -23,9 +23,11 @@ static void http_done(struct lfsfs_http_req *req, int rc)
 	struct lfsfs_fetch *f = req->ctx;
 
 	snprintf(f->etag_seen, sizeof(f->etag_seen), "%s", req->etag);
+	f->status = req->status;
 	if (rc)
 		snprintf(f->error, sizeof(f->error), "%s", req->error);
 	lfsfs_buf_release(&req->errbody);
+	curl_slist_free_all(req->headers);
 	free(req);
 	f->priv = NULL;
 	f->done(f, rc);
@@ -47,6 +49,15 @@ static int http_fetch(struct lfsfs_store *st, struct lfsfs_fetch *f)
 	 * send only strong ones; the caller compares the returned ETag. */
 	if (f->etag[0] && strncmp(f->etag, "W/", 2))
 		snprintf(req->if_match, sizeof(req->if_match), "%s", f->etag);
+	for (size_t i = 0; i < f->n_headers; i++) {
+		struct curl_slist *n = curl_slist_append(req->headers, f->headers[i]);
+		if (!n) {
+			curl_slist_free_all(req->headers);
+			free(req);
+			return -ENOMEM;
+		}
+		req->headers = n;
+	}
 	req->done = http_done;
 	req->ctx = f;
 	f->priv = req;

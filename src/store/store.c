@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lfsfs/error.h"
@@ -17,6 +18,16 @@ static const struct lfsfs_store_ops *const backends[] = {
 };
 
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+void lfsfs_source_release(struct lfsfs_source *s)
+{
+	free(s->url);
+	free(s->etag);
+	for (size_t i = 0; i < s->n_headers; i++)
+		free(s->headers[i]);
+	free(s->headers);
+	memset(s, 0, sizeof(*s));
+}
 
 void lfsfs_store_init(struct lfsfs_store *st, struct lfsfs_net *net,
 		      const struct lfsfs_config *cfg)
@@ -92,6 +103,7 @@ void lfsfs_store_fetch(struct lfsfs_store *st, struct lfsfs_fetch *f)
 
 	f->etag_seen[0] = '\0';
 	f->error[0] = '\0';
+	f->status = 0;
 	if (!ops) {
 		snprintf(f->error, sizeof(f->error), "unsupported URL scheme (supported: %s)",
 			 lfsfs_store_schemes());

@@ -25,6 +25,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "util/buf.h"
 
@@ -32,9 +33,26 @@ struct lfsfs_net;
 struct lfsfs_config;
 struct lfsfs_store;
 
+/*
+ * Where an object's bytes are: what a resolver found.  Owned by whoever
+ * holds it; free with lfsfs_source_release().
+ */
+struct lfsfs_source {
+	char *url;
+	char *etag;          /* the version the record pins, or NULL */
+	char **headers;      /* "Name: value" to send with every request (signed
+			      * DRS access, LFS batch hrefs); may be NULL */
+	size_t n_headers;
+	time_t expires;      /* 0 = does not expire */
+	const char *resolver;/* name of the resolver that answered (static) */
+};
+void lfsfs_source_release(struct lfsfs_source *s);
+
 struct lfsfs_fetch {
 	/* in */
 	const char *url;
+	const char *const *headers; /* extra "Name: value" request headers, may be NULL */
+	size_t n_headers;
 	uint64_t off, len;          /* byte range of the object */
 	uint64_t size;              /* expected object size */
 	char etag[160];             /* known ETag ("" = unknown): sent as If-Match */
@@ -43,6 +61,7 @@ struct lfsfs_fetch {
 	void *ctx;
 	/* out */
 	char etag_seen[160];        /* ETag of the response */
+	long status;                /* final HTTP status, 0 if none */
 	char error[768];            /* detail when rc != 0 (no secrets) */
 	/* backend private */
 	void *priv;

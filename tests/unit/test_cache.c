@@ -145,16 +145,16 @@ struct src {
 	int fail;       /* refuse to resolve */
 };
 
-static int resolve_cb(void *ctx, char **url, char **etag)
+static int resolve_cb(void *ctx, struct lfsfs_source *out)
 {
 	struct src *s = ctx;
 
 	__atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
 	if (s->fail)
 		return lfsfs_error_set(-LFSFS_ESOURCE_NOT_ACCESSIBLE, "test resolver refuses");
-	*url = strdup(s->url);
-	*etag = NULL;
-	return *url ? 0 : -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	out->url = strdup(s->url);
+	return out->url ? 0 : -ENOMEM;
 }
 
 static int calls(struct src *s)
