@@ -121,6 +121,31 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(target);
 }
 
+/* A directory is being listed: resolve its pointers in one batch request
+ * (DRS bulk, LFS batch API) rather than one request per file later. */
+static void prefetch_dir(struct lfsfs_fs *fs, fuse_ino_t ino, const struct dirhandle *dh)
+{
+	struct lfsfs_resolve_ctx *rctx = lfsfs_view_resolver(fs->view);
+	struct lfsfs_resolve_query *q;
+	struct lfsfs_dir_object *objs;
+	size_t n;
+
+	if (!lfsfs_resolve_has_batch(rctx))
+		return;
+	if (lfsfs_view_dir_objects(fs->view, ino, dh->ents, dh->n, &objs, &n) || !n)
+		return;
+	if ((q = calloc(n, sizeof(*q)))) {
+		for (size_t i = 0; i < n; i++) {
+			q[i].oid = objs[i].oid;
+			q[i].path = objs[i].relpath;
+			q[i].size = objs[i].size;
+		}
+		lfsfs_resolve_prefetch(rctx, q, n);
+		free(q);
+	}
+	lfsfs_view_dir_objects_free(objs, n);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dirhandle *dh = calloc(1, sizeof(*dh));
@@ -136,6 +161,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_errno(req, rc);
 		return;
 	}
+	prefetch_dir(fs_of(req), ino, dh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
 	fuse_reply_open(req, fi);
 }

@@ -10,6 +10,7 @@
 #include "lfsfs/error.h"
 #include "store/store.h"
 #include "util/config.h"
+#include "util/log.h"
 
 /* Every resolver lfsfs knows, by the name used in lfsfs.resolvers. */
 static const struct lfsfs_resolver_ops *const known[] = {
@@ -21,6 +22,22 @@ static const struct lfsfs_resolver_ops *const known[] = {
 #define DEFAULT_ORDER "meta,hints,drs,indexd,lfs"
 /* names of the default order that this build may not have yet are skipped */
 static const char *const planned[] = { "drs", "indexd", "lfs" };
+
+struct lfsfs_prefetched {
+	char oid[65];
+	struct lfsfs_source src;
+	time_t found;
+};
+
+/* Drop every prefetched source; caller holds ctx->lock (or owns ctx). */
+static void prefetch_clear(struct lfsfs_resolve_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->npre; i++)
+		lfsfs_source_release(&ctx->pre[i].src);
+	free(ctx->pre);
+	ctx->pre = NULL;
+	ctx->npre = ctx->cappre = 0;
+}
 
 static void free_chain(struct lfsfs_resolve_ctx *ctx)
 {
@@ -60,6 +77,7 @@ int lfsfs_resolve_init(struct lfsfs_resolve_ctx *ctx, const char *repo, const ch
 	int rc;
 
 	memset(ctx, 0, sizeof(*ctx));
+	pthread_mutex_init(&ctx->lock, NULL);
 	ctx->repo = strdup(repo);
 	ctx->gitdir = strdup(gitdir);
 	ctx->meta = meta;
@@ -121,6 +139,9 @@ int lfsfs_resolve_configure(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_co
 
 void lfsfs_resolve_release(struct lfsfs_resolve_ctx *ctx)
 {
+	prefetch_clear(ctx);
+	if (ctx->repo || ctx->gitdir)
+		pthread_mutex_destroy(&ctx->lock);
 	free_chain(ctx);
 	free(ctx->repo);
 	free(ctx->gitdir);
@@ -144,6 +165,157 @@ static int take_record(struct lfsfs_record *rec, size_t k, const char *name,
 	return 0;
 }
 
+static int dup_strv(char **in, size_t n, char ***out)
+{
+	*out = NULL;
+	if (!n)
+		return 0;
+	if (!(*out = calloc(n, sizeof(char *))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!((*out)[i] = strdup(in[i])))
+			return -ENOMEM;
+	return 0;
+}
+
+/* A copy of the prefetched source for oid, if one is still good. */
+static int take_prefetched(struct lfsfs_resolve_ctx *ctx, const char *oid,
+			   struct lfsfs_source *out)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < ctx->npre; i++) {
+		struct lfsfs_source *p = &ctx->pre[i].src;
+		if (strcmp(ctx->pre[i].oid, oid))
+			continue;
+		if (p->expires && time(NULL) + 30 >= p->expires)
+			break; /* about to lapse: resolve afresh */
+		memset(out, 0, sizeof(*out));
+		out->url = strdup(p->url);
+		out->etag = p->etag ? strdup(p->etag) : NULL;
+		out->expires = p->expires;
+		out->resolver = p->resolver;
+		out->n_headers = p->n_headers;
+		rc = (!out->url || dup_strv(p->headers, p->n_headers, &out->headers)) ? -ENOMEM : 0;
+		if (rc)
+			lfsfs_source_release(out);
+		break;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
+}
+
+void lfsfs_resolve_prefetch(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_query *q,
+			    size_t n)
+{
+	struct lfsfs_record *recs;
+	size_t *who;
+	char *done;
+
+	if (!n)
+		return;
+	recs = calloc(n, sizeof(*recs));
+	who = calloc(n, sizeof(*who));
+	done = calloc(n, 1);
+	if (!recs || !who || !done)
+		goto out;
+	/* already known and still good */
+	for (size_t k = 0; k < n; k++) {
+		struct lfsfs_source tmp;
+		if (!q[k].oid || take_prefetched(ctx, q[k].oid, &tmp) == 0) {
+			if (q[k].oid)
+				lfsfs_source_release(&tmp);
+			done[k] = 1;
+		}
+	}
+	for (size_t i = 0; i < ctx->n; i++) {
+		struct lfsfs_resolver *r = &ctx->resolvers[i];
+		struct lfsfs_resolve_query *sub;
+		size_t *map, m = 0;
+		int rc;
+
+		if (!r->ops->resolve_batch)
+			continue;
+		sub = calloc(n, sizeof(*sub));
+		map = calloc(n, sizeof(*map));
+		if (!sub || !map) {
+			free(sub);
+			free(map);
+			break;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (!done[k]) {
+				sub[m] = q[k];
+				map[m++] = k;
+			}
+		if (m) {
+			struct lfsfs_record *sr = calloc(m, sizeof(*sr));
+			rc = sr ? r->ops->resolve_batch(r, sub, m, sr) : -ENOMEM;
+			if (rc)
+				log_warn("batch resolution by '%s' failed: %s", r->ops->name,
+					 lfsfs_error_message());
+			for (size_t j = 0; sr && j < m; j++) {
+				size_t k = map[j];
+				if (!rc && sr[j].n_urls && !done[k] &&
+				    (!sr[j].has_size || sr[j].size == q[k].size) &&
+				    lfsfs_store_for_url(sr[j].urls[0])) {
+					recs[k] = sr[j];
+					memset(&sr[j], 0, sizeof(sr[j]));
+					done[k] = 2;
+					who[k] = i;
+				}
+				lfsfs_record_release(&sr[j]);
+			}
+			free(sr);
+		}
+		free(sub);
+		free(map);
+	}
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t k = 0; k < n; k++) {
+		struct lfsfs_prefetched *p;
+		if (done[k] != 2)
+			continue;
+		if (ctx->npre == ctx->cappre) {
+			size_t nc = ctx->cappre ? ctx->cappre * 2 : 64;
+			struct lfsfs_prefetched *np = realloc(ctx->pre, nc * sizeof(*np));
+			if (!np)
+				break;
+			ctx->pre = np;
+			ctx->cappre = nc;
+		}
+		/* replace an older entry for the same oid */
+		p = NULL;
+		for (size_t i = 0; i < ctx->npre; i++)
+			if (!strcmp(ctx->pre[i].oid, q[k].oid)) {
+				p = &ctx->pre[i];
+				lfsfs_source_release(&p->src);
+			}
+		if (!p)
+			p = &ctx->pre[ctx->npre++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->oid, sizeof(p->oid), "%s", q[k].oid);
+		take_record(&recs[k], 0, ctx->resolvers[who[k]].ops->name, &p->src);
+		p->found = time(NULL);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+out:
+	for (size_t k = 0; recs && k < n; k++)
+		lfsfs_record_release(&recs[k]);
+	free(recs);
+	free(who);
+	free(done);
+}
+
+int lfsfs_resolve_has_batch(const struct lfsfs_resolve_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n; i++)
+		if (ctx->resolvers[i].ops->resolve_batch)
+			return 1;
+	return 0;
+}
+
 int lfsfs_resolve_source(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_query *q,
 			 struct lfsfs_source *out)
 {
@@ -153,6 +325,11 @@ int lfsfs_resolve_source(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resol
 	int rc = -ENOENT;
 
 	memset(out, 0, sizeof(*out));
+	if (q->oid && take_prefetched(ctx, q->oid, out) == 0) {
+		lfsfs_buf_release(&why);
+		lfsfs_buf_release(&unsupported);
+		return 0;
+	}
 	for (size_t i = 0; i < ctx->n; i++) {
 		struct lfsfs_record rec;
 		struct lfsfs_resolver *r = &ctx->resolvers[i];

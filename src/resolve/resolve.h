@@ -17,6 +17,7 @@
 #ifndef LFSFS_RESOLVE_H
 #define LFSFS_RESOLVE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -57,6 +58,8 @@ struct lfsfs_resolver {
 	struct lfsfs_resolve_ctx *ctx;
 };
 
+struct lfsfs_prefetched;
+
 struct lfsfs_resolve_ctx {
 	char *repo;                    /* absolute working tree path */
 	char *gitdir;                  /* absolute .git directory */
@@ -65,6 +68,11 @@ struct lfsfs_resolve_ctx {
 	struct lfsfs_net *net;         /* not owned, may be NULL (no network resolvers) */
 	struct lfsfs_resolver *resolvers;
 	size_t n;
+	/* sources found ahead of time by resolve_batch (a directory listing);
+	 * protected by lock */
+	pthread_mutex_t lock;
+	struct lfsfs_prefetched *pre;
+	size_t npre, cappre;
 };
 
 /* Build the default chain (meta, hints) for a repository. */
@@ -86,6 +94,20 @@ void lfsfs_resolve_release(struct lfsfs_resolve_ctx *ctx);
  */
 int lfsfs_resolve_source(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_query *q,
 			 struct lfsfs_source *out);
+/*
+ * Resolve many objects at once ahead of their reads (the pointers of a
+ * directory being listed): every resolver with a resolve_batch op is asked,
+ * in chain order, about the objects still unknown; what it finds is kept
+ * (until it expires) and handed out by lfsfs_resolve_source.  Objects no
+ * batch resolver knows are left to the per-object chain.  Never fails the
+ * caller: problems are logged.
+ */
+void lfsfs_resolve_prefetch(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_query *q,
+			    size_t n);
+
+/* 1 if some resolver of the chain can resolve in batches. */
+int lfsfs_resolve_has_batch(const struct lfsfs_resolve_ctx *ctx);
+
 /* The same, for callers that need only the URL and ETag (malloc'd). */
 int lfsfs_resolve(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_query *q,
 		  char **url, char **etag);

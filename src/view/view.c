@@ -654,6 +654,44 @@ void lfsfs_view_dirents_free(struct lfsfs_dirent *ents, size_t n)
 	free(ents);
 }
 
+int lfsfs_view_dir_objects(struct lfsfs_view *v, uint64_t ino, const struct lfsfs_dirent *ents,
+			   size_t n, struct lfsfs_dir_object **out, size_t *nout)
+{
+	struct lfsfs_dir_object *o = NULL;
+	struct lfsfs_vinfo *vi = malloc(sizeof(*vi));
+	size_t m = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!vi)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (ents[i].type && ents[i].type != S_IFREG)
+			continue;
+		if (lfsfs_view_lookup(v, ino, ents[i].name, vi) || vi->type != LFSFS_V_OBJECT ||
+		    !vi->oid[0])
+			continue;
+		if (!o && !(o = calloc(n, sizeof(*o))))
+			break;
+		memcpy(o[m].oid, vi->oid, sizeof(o[m].oid));
+		o[m].size = (uint64_t)vi->st.st_size;
+		if (!(o[m].relpath = strdup(vi->relpath)))
+			break;
+		m++;
+	}
+	free(vi);
+	*out = o;
+	*nout = m;
+	return 0;
+}
+
+void lfsfs_view_dir_objects_free(struct lfsfs_dir_object *o, size_t n)
+{
+	for (size_t i = 0; o && i < n; i++)
+		free(o[i].relpath);
+	free(o);
+}
+
 int lfsfs_view_readlink(struct lfsfs_view *v, uint64_t ino, char **out)
 {
 	char buf[PATH_MAX];

@@ -77,6 +77,18 @@ int lfsfs_view_readdir(struct lfsfs_view *v, uint64_t ino, struct lfsfs_dirent *
 		       size_t *n);
 void lfsfs_view_dirents_free(struct lfsfs_dirent *ents, size_t n);
 
+/* The pointer objects among the entries of directory ino (classifying
+ * them), for resolving them in one batch: *out malloc'd, caller frees with
+ * lfsfs_view_dir_objects_free(). */
+struct lfsfs_dir_object {
+	char oid[65];
+	char *relpath;
+	uint64_t size;
+};
+int lfsfs_view_dir_objects(struct lfsfs_view *v, uint64_t ino, const struct lfsfs_dirent *ents,
+			   size_t n, struct lfsfs_dir_object **out, size_t *nout);
+void lfsfs_view_dir_objects_free(struct lfsfs_dir_object *o, size_t n);
+
 /* Symlink target (malloc'd). */
 int lfsfs_view_readlink(struct lfsfs_view *v, uint64_t ino, char **out);
 /* Open a passthrough file read-only; returns an fd or negative errno. */
