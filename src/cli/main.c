@@ -12,6 +12,7 @@ static const struct lfsfs_cmd commands[] = {
 	{ "umount", cmd_umount, "unmount (also a stale mount left by a killed daemon)" },
 	{ "cache", cmd_cache, "show (stat) or empty (clear) the local block cache" },
 	{ "doctor", cmd_doctor, "explain how each URL would be read: backend, endpoint, credentials, HEAD" },
+	{ "fhir", cmd_fhir, "write FHIR R4 DocumentReference NDJSON from .lfs-meta/metadata.json" },
 	{ "transfer-agent", cmd_transfer_agent, "Git LFS custom transfer agent: git lfs pull from the lfsfs cache and registered URLs" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show this help, or a command's with 'help COMMAND'" },
