@@ -28,6 +28,8 @@ int cmd_umount(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_transfer_agent(int argc, char **argv);
 
 /* "error: <msg>" on stderr (message lowercase, subject quoted). */

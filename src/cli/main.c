@@ -12,6 +12,8 @@ static const struct lfsfs_cmd commands[] = {
 	{ "umount", cmd_umount, "unmount (also a stale mount left by a killed daemon)" },
 	{ "cache", cmd_cache, "show (stat) or empty (clear) the local block cache" },
 	{ "doctor", cmd_doctor, "explain how each URL would be read: backend, endpoint, credentials, HEAD" },
+	{ "ls", cmd_ls, "list tracked objects: path, size, oid or etag, URL, cache state" },
+	{ "verify", cmd_verify, "check tracked objects against their origin (HEAD, or re-hash with --deep)" },
 	{ "fhir", cmd_fhir, "write FHIR R4 DocumentReference NDJSON from .lfs-meta/metadata.json" },
 	{ "transfer-agent", cmd_transfer_agent, "Git LFS custom transfer agent: git lfs pull from the lfsfs cache and registered URLs" },
 	{ "version", cmd_version, "print the version" },
