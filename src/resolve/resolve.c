@@ -16,6 +16,8 @@
 static const struct lfsfs_resolver_ops *const known[] = {
 	&lfsfs_resolver_meta,
 	&lfsfs_resolver_hints,
+	&lfsfs_resolver_drs,
+	&lfsfs_resolver_indexd,
 };
 
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
@@ -178,9 +180,14 @@ static int dup_strv(char **in, size_t n, char ***out)
 	return 0;
 }
 
-/* A copy of the prefetched source for oid, if one is still good. */
+/*
+ * The prefetched source for oid, if one is still good.  With consume, the
+ * entry is handed over and forgotten: the object keeps its own copy, and a
+ * later resolution (say after the origin refused that URL) must ask the
+ * resolvers afresh rather than get the same URL again.
+ */
 static int take_prefetched(struct lfsfs_resolve_ctx *ctx, const char *oid,
-			   struct lfsfs_source *out)
+			   struct lfsfs_source *out, int consume)
 {
 	int rc = -ENOENT;
 
@@ -200,6 +207,10 @@ static int take_prefetched(struct lfsfs_resolve_ctx *ctx, const char *oid,
 		rc = (!out->url || dup_strv(p->headers, p->n_headers, &out->headers)) ? -ENOMEM : 0;
 		if (rc)
 			lfsfs_source_release(out);
+		if (!rc && consume) {
+			lfsfs_source_release(p);
+			ctx->pre[i] = ctx->pre[--ctx->npre];
+		}
 		break;
 	}
 	pthread_mutex_unlock(&ctx->lock);
@@ -223,7 +234,7 @@ void lfsfs_resolve_prefetch(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_re
 	/* already known and still good */
 	for (size_t k = 0; k < n; k++) {
 		struct lfsfs_source tmp;
-		if (!q[k].oid || take_prefetched(ctx, q[k].oid, &tmp) == 0) {
+		if (!q[k].oid || take_prefetched(ctx, q[k].oid, &tmp, 0) == 0) {
 			if (q[k].oid)
 				lfsfs_source_release(&tmp);
 			done[k] = 1;
@@ -325,7 +336,7 @@ int lfsfs_resolve_source(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resol
 	int rc = -ENOENT;
 
 	memset(out, 0, sizeof(*out));
-	if (q->oid && take_prefetched(ctx, q->oid, out) == 0) {
+	if (q->oid && take_prefetched(ctx, q->oid, out, 1) == 0) {
 		lfsfs_buf_release(&why);
 		lfsfs_buf_release(&unsupported);
 		return 0;

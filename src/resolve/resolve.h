@@ -117,5 +117,7 @@ int lfsfs_resolve(struct lfsfs_resolve_ctx *ctx, const struct lfsfs_resolve_quer
  * themselves in resolve.c's table). */
 extern const struct lfsfs_resolver_ops lfsfs_resolver_meta;
 extern const struct lfsfs_resolver_ops lfsfs_resolver_hints;
+extern const struct lfsfs_resolver_ops lfsfs_resolver_drs;    /* resolve/drs.c */
+extern const struct lfsfs_resolver_ops lfsfs_resolver_indexd; /* resolve/indexd.c */
 
 #endif
