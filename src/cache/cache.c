@@ -34,7 +34,7 @@ static uint64_t now_s(void)
 
 /* Hash of a URL without its query: a presigned URL of the same object
  * changes its signature, not the object it names. */
-static uint64_t url_hash(const char *url)
+uint64_t lfsfs_cache_url_hash(const char *url)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -515,7 +515,7 @@ static void run_done(struct lfsfs_fetch *f, int rc)
 	if (!rc && f->etag_seen[0]) {
 		if (!o->etag[0]) {
 			snprintf(o->etag, sizeof(o->etag), "%s", f->etag_seen);
-			o->etag_src = url_hash(o->src.url);
+			o->etag_src = lfsfs_cache_url_hash(o->src.url);
 		} else if (strcmp(o->etag, f->etag_seen)) {
 			snprintf(f->error, sizeof(f->error), "ETag changed from %s to %s", o->etag,
 				 f->etag_seen);
@@ -668,13 +668,13 @@ static int ensure_source(struct lfsfs_object *o, lfsfs_resolve_fn resolve, void 
 		goto out;
 	pthread_mutex_lock(&o->lock);
 	/* An ETag pinned from another origin says nothing about this one. */
-	if (o->etag[0] && o->etag_src != url_hash(src.url)) {
+	if (o->etag[0] && o->etag_src != lfsfs_cache_url_hash(src.url)) {
 		o->etag[0] = '\0';
 		o->etag_src = 0;
 	}
 	if (src.etag && *src.etag && !o->etag[0]) {
 		snprintf(o->etag, sizeof(o->etag), "%s", src.etag);
-		o->etag_src = url_hash(src.url);
+		o->etag_src = lfsfs_cache_url_hash(src.url);
 	} else if (src.etag && *src.etag && strcmp(src.etag, o->etag)) {
 		/* The record says one version, the origin served another. */
 		poison(o, -LFSFS_EIMMUTABILITY,

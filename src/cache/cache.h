@@ -73,6 +73,10 @@ const char *lfsfs_cache_dir(const struct lfsfs_cache *c);
 void lfsfs_cache_set_invalidate_cb(struct lfsfs_cache *c,
 				   void (*fn)(void *ctx, const char *oid), void *ctx);
 
+/* The hash the index keeps (objrec.etag_src) of the URL an object's ETag
+ * came from: the URL up to its query, so re-signed URLs match. */
+uint64_t lfsfs_cache_url_hash(const char *url);
+
 /* Build the key for desc into buf (LFSFS_KEY_MAX+1). -EINVAL if neither. */
 int lfsfs_cache_key(const struct lfsfs_object_desc *d, char *buf, size_t cap);
 
