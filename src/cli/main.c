@@ -29,7 +29,7 @@ static void usage(FILE *f)
 		   "Read Git LFS and cloud-registered data without downloading it first.\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nRun 'lfsfs COMMAND --help' for a command's options.\n");
 }
 
