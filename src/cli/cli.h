@@ -34,6 +34,9 @@ int cmd_fhir(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_transfer_agent(int argc, char **argv);
+int cmd_hook(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
 
 /* "error: <msg>" on stderr (message lowercase, subject quoted). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,9 @@ static const struct lfsfs_cmd commands[] = {
 	{ "verify", cmd_verify, "check tracked objects against their origin (HEAD, or re-hash with --deep)" },
 	{ "fhir", cmd_fhir, "write FHIR R4 DocumentReference NDJSON from .lfs-meta/metadata.json" },
 	{ "transfer-agent", cmd_transfer_agent, "Git LFS custom transfer agent: git lfs pull from the lfsfs cache and registered URLs" },
+	{ "hook", cmd_hook, "git hooks: pre-commit (local hint cache), pre-push (check against DRS/Indexd)" },
+	{ "install", cmd_install, "install the pre-commit/pre-push hooks (chained) and the LFS transfer agent" },
+	{ "uninstall", cmd_uninstall, "remove what 'install' added, putting earlier hooks back" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show this help, or a command's with 'help COMMAND'" },
 };

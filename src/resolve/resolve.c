@@ -18,6 +18,7 @@ static const struct lfsfs_resolver_ops *const known[] = {
 	&lfsfs_resolver_hints,
 	&lfsfs_resolver_drs,
 	&lfsfs_resolver_indexd,
+	&lfsfs_resolver_lfs,
 };
 
 #define NKNOWN (sizeof(known) / sizeof(known[0]))

@@ -119,5 +119,6 @@ extern const struct lfsfs_resolver_ops lfsfs_resolver_meta;
 extern const struct lfsfs_resolver_ops lfsfs_resolver_hints;
 extern const struct lfsfs_resolver_ops lfsfs_resolver_drs;    /* resolve/drs.c */
 extern const struct lfsfs_resolver_ops lfsfs_resolver_indexd; /* resolve/indexd.c */
+extern const struct lfsfs_resolver_ops lfsfs_resolver_lfs;    /* resolve/lfsbatch.c */
 
 #endif
