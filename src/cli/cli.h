@@ -44,9 +44,6 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_parse_size(const char *s, uint64_t *out);
 /* $XDG_CACHE_HOME/lfsfs or ~/.cache/lfsfs (malloc'd). */
 char *cli_default_cache_dir(void);
-/* Absolute, lexically normalized form of path (malloc'd). Does not
- * touch the path itself, so it works on stale mountpoints. */
-char *cli_path_absolute(const char *path);
 /* mkdir -p with mode 0700 for created parts. 0 or -1 (errno set). */
 int cli_mkdir_p(const char *dir);
 /* Map a library return code to an exit status. */

@@ -344,7 +344,7 @@ static int locate(const char *repo_opt, char **repo, char **hooks)
 	int rc;
 
 	*hooks = NULL;
-	*repo = cli_path_absolute(repo_opt ? repo_opt : ".");
+	*repo = lfsfs_path_absolute(repo_opt ? repo_opt : ".");
 	if (!*repo)
 		return -ENOMEM;
 	if ((rc = git_in(*repo, argv, NULL, NULL))) {

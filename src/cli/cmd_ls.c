@@ -12,6 +12,7 @@
 
 #include "cache/cache.h"
 #include "cli/cli.h"
+#include "cli/tracked_args.h"
 #include "index/index.h"
 #include "lfsfs/error.h"
 #include "meta/tracked.h"
@@ -186,7 +187,9 @@ int cmd_ls(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo_arg = NULL, *cache_arg = NULL;
-	char *repo = NULL, *cache_dir = NULL, **filters = NULL, cwd[PATH_MAX], ixpath[PATH_MAX];
+	struct cli_tracked_args ta = CLI_TRACKED_ARGS_INIT;
+	const char *repo = NULL;
+	char *cache_dir = NULL, ixpath[PATH_MAX];
 	struct lfsfs_tracked_opts topts = { .resolve = 1, .refused = refused };
 	struct lfsfs_config *cfg = NULL;
 	struct lfsfs_net *net = NULL;
@@ -195,7 +198,6 @@ int cmd_ls(int argc, char **argv)
 	struct lfsfs_index_txn *txn = NULL;
 	struct lsinfo *li = NULL;
 	struct stat sb;
-	size_t nf = 0;
 	int c, json = 0, rc, ret = EXIT_FAIL;
 
 	optind = 1;
@@ -218,35 +220,13 @@ int cmd_ls(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!getcwd(cwd, sizeof(cwd))) {
-		cli_error("cannot get the current directory: %s", strerror(errno));
-		return EXIT_FAIL;
-	}
-	if (repo_arg)
-		repo = realpath(repo_arg, NULL);
-	else if (lfsfs_tracked_find_repo(cwd, &repo))
-		repo = NULL;
-	if (!repo) {
-		if (repo_arg)
-			cli_error("cannot open repository '%s': %s", repo_arg, strerror(errno));
-		else
-			cli_error("%s", lfsfs_error_message());
+	if ((rc = cli_tracked_args(&ta, repo_arg, argc - optind, argv + optind))) {
+		ret = rc;
 		goto out;
 	}
-	if (argc > optind && !(filters = calloc((size_t)(argc - optind), sizeof(*filters)))) {
-		cli_error("out of memory");
-		goto out;
-	}
-	for (int i = optind; i < argc; i++) {
-		if (lfsfs_tracked_relpath(repo, cwd, argv[i], &filters[nf])) {
-			cli_error("%s", lfsfs_error_message());
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		nf++;
-	}
-	topts.paths = (const char *const *)filters;
-	topts.n_paths = nf;
+	repo = ta.repo;
+	topts.paths = (const char *const *)ta.filters;
+	topts.n_paths = ta.n_filters;
 	/* the configured resolver chain (DRS, Indexd, LFS batch) needs both */
 	if (lfsfs_config_load(repo, &cfg) == 0 && lfsfs_net_new(&net) == 0) {
 		topts.cfg = cfg;
@@ -256,15 +236,8 @@ int cmd_ls(int argc, char **argv)
 		cli_error("cannot list the objects of '%s': %s", repo, lfsfs_error_message());
 		goto out;
 	}
-	for (size_t i = 0; i < nf; i++) {
-		size_t k = 0;
-		while (k < l->n && !lfsfs_tracked_match(l->items[k].path, filters[i]))
-			k++;
-		if (k == l->n) {
-			cli_error("'%s' matches no tracked object", argv[optind + (int)i]);
-			goto out;
-		}
-	}
+	if (cli_tracked_args_check(&ta, l))
+		goto out;
 
 	/* the cache index, read-only and alongside a running mount */
 	cache_dir = cache_arg ? strdup(cache_arg) : cli_default_cache_dir();
@@ -311,10 +284,7 @@ out:
 	lfsfs_tracked_free(l);
 	lfsfs_net_free(net);
 	lfsfs_config_free(cfg);
-	for (size_t i = 0; i < nf; i++)
-		free(filters[i]);
-	free(filters);
+	cli_tracked_args_release(&ta);
 	free(cache_dir);
-	free(repo);
 	return ret;
 }

@@ -142,7 +142,7 @@ static int meta_sync(int argc, char **argv)
 		report("", rc, lfsfs_error_message());
 		goto out;
 	}
-	cache_dir = cache_opt ? cli_path_absolute(cache_opt) : cli_default_cache_dir();
+	cache_dir = cache_opt ? lfsfs_path_absolute(cache_opt) : cli_default_cache_dir();
 	index_dir = cache_dir ? lfsfs_path_join(cache_dir, "index") : NULL;
 	if (!index_dir) {
 		cli_error("out of memory");

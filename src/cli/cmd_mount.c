@@ -340,7 +340,7 @@ int cmd_mount(int argc, char **argv)
 	}
 	{
 		/* the daemon changes directory: make the cache path absolute */
-		char *abs = cli_path_absolute(o.cache_dir);
+		char *abs = lfsfs_path_absolute(o.cache_dir);
 		if (!abs) {
 			cli_error("out of memory");
 			goto out;

@@ -1099,7 +1099,7 @@ int cmd_transfer_agent(int argc, char **argv)
 	if (!a.cache_dir)
 		a.cache_dir = cli_default_cache_dir();
 	if (a.cache_dir) {
-		char *abs = cli_path_absolute(a.cache_dir);
+		char *abs = lfsfs_path_absolute(a.cache_dir);
 		free(a.cache_dir);
 		a.cache_dir = abs;
 	}

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/runtime.h"
+#include "util/path.h"
 
 static const char umount_usage[] =
 	"usage: lfsfs umount [--lazy] MOUNTPOINT\n"
@@ -76,7 +77,7 @@ int cmd_umount(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* lexical: realpath() fails on a stale mount (ENOTCONN) */
-	mnt = cli_path_absolute(argv[optind]);
+	mnt = lfsfs_path_absolute(argv[optind]);
 	if (!mnt) {
 		cli_error("out of memory");
 		return EXIT_FAIL;

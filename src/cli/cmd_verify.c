@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "cli/cli.h"
+#include "cli/tracked_args.h"
 #include "lfsfs/error.h"
 #include "meta/tracked.h"
 #include "net/net.h"
@@ -613,7 +614,9 @@ int cmd_verify(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo_arg = NULL;
-	char *repo = NULL, **filters = NULL, cwd[PATH_MAX], *end;
+	struct cli_tracked_args ta = CLI_TRACKED_ARGS_INIT;
+	const char *repo = NULL;
+	char *end;
 	struct lfsfs_tracked_opts topts = { .resolve = 1, .refused = refused };
 	struct lfsfs_tracked_list *l = NULL;
 	struct lfsfs_config *cfg = NULL;
@@ -621,9 +624,9 @@ int cmd_verify(int argc, char **argv)
 	struct lfsfs_store st;
 	struct verify v;
 	pthread_t *th = NULL;
-	size_t nf = 0, nth = 0;
+	size_t nth = 0;
 	long jobs = 8;
-	int c, json = 0, verbose = 0, worst = 0, ret = EXIT_FAIL, store_up = 0;
+	int c, json = 0, verbose = 0, worst = 0, rc, ret = EXIT_FAIL, store_up = 0;
 	double t0;
 
 	memset(&v, 0, sizeof(v));
@@ -658,35 +661,13 @@ int cmd_verify(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!getcwd(cwd, sizeof(cwd))) {
-		cli_error("cannot get the current directory: %s", strerror(errno));
-		return EXIT_FAIL;
-	}
-	if (repo_arg)
-		repo = realpath(repo_arg, NULL);
-	else if (lfsfs_tracked_find_repo(cwd, &repo))
-		repo = NULL;
-	if (!repo) {
-		if (repo_arg)
-			cli_error("cannot open repository '%s': %s", repo_arg, strerror(errno));
-		else
-			cli_error("%s", lfsfs_error_message());
+	if ((rc = cli_tracked_args(&ta, repo_arg, argc - optind, argv + optind))) {
+		ret = rc;
 		goto out;
 	}
-	if (argc > optind && !(filters = calloc((size_t)(argc - optind), sizeof(*filters)))) {
-		cli_error("out of memory");
-		goto out;
-	}
-	for (int i = optind; i < argc; i++) {
-		if (lfsfs_tracked_relpath(repo, cwd, argv[i], &filters[nf])) {
-			cli_error("%s", lfsfs_error_message());
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		nf++;
-	}
-	topts.paths = (const char *const *)filters;
-	topts.n_paths = nf;
+	repo = ta.repo;
+	topts.paths = (const char *const *)ta.filters;
+	topts.n_paths = ta.n_filters;
 	/* settings and the network first: the resolver chain may need them */
 	if (lfsfs_config_load(repo, &cfg)) {
 		cli_error("cannot read the lfsfs settings of '%s'", repo);
@@ -702,15 +683,8 @@ int cmd_verify(int argc, char **argv)
 		cli_error("cannot list the objects of '%s': %s", repo, lfsfs_error_message());
 		goto out;
 	}
-	for (size_t i = 0; i < nf; i++) {
-		size_t k = 0;
-		while (k < l->n && !lfsfs_tracked_match(l->items[k].path, filters[i]))
-			k++;
-		if (k == l->n) {
-			cli_error("'%s' matches no tracked object", argv[optind + (int)i]);
-			goto out;
-		}
-	}
+	if (cli_tracked_args_check(&ta, l))
+		goto out;
 
 	lfsfs_store_init(&st, net, cfg);
 	store_up = 1;
@@ -794,9 +768,6 @@ out:
 	lfsfs_config_free(cfg);
 	free(v.objs);
 	lfsfs_tracked_free(l);
-	for (size_t i = 0; i < nf; i++)
-		free(filters[i]);
-	free(filters);
-	free(repo);
+	cli_tracked_args_release(&ta);
 	return ret;
 }

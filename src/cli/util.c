@@ -90,54 +90,6 @@ int cli_exit_for(int rc)
 	}
 }
 
-char *cli_path_absolute(const char *path)
-{
-	char cwd[4096], *joined, *out, *w;
-	const char *p;
-
-	if (path[0] == '/') {
-		joined = strdup(path);
-	} else {
-		if (!getcwd(cwd, sizeof(cwd)))
-			return NULL;
-		joined = lfsfs_path_join(cwd, path);
-	}
-	if (!joined)
-		return NULL;
-	out = malloc(strlen(joined) + 2);
-	if (!out) {
-		free(joined);
-		return NULL;
-	}
-	/* collapse "//", "/./" and "/x/../" */
-	w = out;
-	for (p = joined; *p;) {
-		const char *seg;
-		size_t len;
-		while (*p == '/')
-			p++;
-		seg = p;
-		while (*p && *p != '/')
-			p++;
-		len = (size_t)(p - seg);
-		if (len == 0 || (len == 1 && seg[0] == '.'))
-			continue;
-		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
-			while (w > out && *--w != '/')
-				;
-			continue;
-		}
-		*w++ = '/';
-		memcpy(w, seg, len);
-		w += len;
-	}
-	if (w == out)
-		*w++ = '/';
-	*w = '\0';
-	free(joined);
-	return out;
-}
-
 int cli_mkdir_p(const char *dir)
 {
 	char tmp[4096];

@@ -17,112 +17,17 @@
 
 #include "lfsfs/error.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/path.h"
 
 /* Same cap as the mount's reader: metadata.json lists a whole repository. */
 #define META_FILE_CAP ((size_t)256 << 20)
-/* Largest integer a JSON number (a double) carries exactly: 2^53. */
-#define JSON_EXACT_MAX 9007199254740992.0
 /* NDJSON is written in chunks of about this size. */
 #define WRITE_CHUNK ((size_t)64 << 10)
 /* FHIR id: [A-Za-z0-9\-\.]{1,64} */
 #define FHIR_ID_MAX 64
 
 /* ------------------------------------------------------------ reading */
-
-/* 1-based line and byte column of `at` inside buf. */
-static void text_position(const char *buf, const char *at, unsigned *line, unsigned *col)
-{
-	const char *p, *bol = buf;
-
-	*line = 1;
-	for (p = buf; p < at; p++) {
-		if (*p == '\n') {
-			(*line)++;
-			bol = p + 1;
-		}
-	}
-	*col = (unsigned)(at - bol) + 1;
-}
-
-/* Read and parse the JSON file at path into *out (cJSON_Delete()). */
-static int json_load(const char *path, cJSON **out)
-{
-	struct lfsfs_buf b = LFSFS_BUF_INIT(META_FILE_CAP);
-	const char *end = NULL;
-	unsigned line, col;
-	int rc;
-
-	*out = NULL;
-	rc = lfsfs_buf_read_file(&b, path);
-	if (rc == -E2BIG) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot read '%s': larger than %zu bytes", path,
-		                     META_FILE_CAP);
-		goto out;
-	}
-	if (rc) {
-		rc = lfsfs_error_set(rc, "cannot read '%s': %s", path, lfsfs_code_name(rc));
-		goto out;
-	}
-	end = b.len ? memchr(b.data, '\0', b.len) : NULL;
-	if (end) {
-		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': nul byte in json",
-		                     path, line, col);
-		goto out;
-	}
-	*out = cJSON_ParseWithOpts(b.data ? b.data : "", &end, 1);
-	if (!*out) {
-		/* cJSON points return_parse_end at the failing byte. */
-		if (!b.data || !end || end < b.data || end > b.data + b.len)
-			end = b.data ? b.data : "";
-		text_position(b.data ? b.data : "", end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': malformed json", path,
-		                     line, col);
-		goto out;
-	}
-	rc = 0;
-out:
-	lfsfs_buf_release(&b);
-	return rc;
-}
-
-/* Decimal digits only, fits uint64. */
-static int parse_decimal(const char *s, uint64_t *out)
-{
-	uint64_t n = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9')
-			return -1;
-		d = (unsigned)(*s - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return -1;
-		n = n * 10 + d;
-	}
-	*out = n;
-	return 0;
-}
-
-/* A non-negative integral JSON number up to 2^53, or a decimal string. */
-static int json_size(const cJSON *it, uint64_t *out)
-{
-	double d;
-
-	if (cJSON_IsString(it))
-		return parse_decimal(it->valuestring, out);
-	if (!cJSON_IsNumber(it))
-		return -1;
-	d = it->valuedouble;
-	if (!(d >= 0 && d <= JSON_EXACT_MAX) || (double)(uint64_t)d != d)
-		return -1;
-	*out = (uint64_t)d;
-	return 0;
-}
 
 static int is_hex(char c)
 {
@@ -139,22 +44,6 @@ static unsigned hexval(char c)
 {
 	c = lower(c);
 	return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
-}
-
-/* "<hex>" or "sha256:<hex>", 64 hex digits in either case -> lowercase. */
-static int parse_sha256(const char *s, char out[65])
-{
-	if (!strncmp(s, "sha256:", 7))
-		s += 7;
-	for (int i = 0; i < 64; i++) {
-		if (!is_hex(s[i]))
-			return -1;
-		out[i] = lower(s[i]);
-	}
-	if (s[64])
-		return -1;
-	out[64] = '\0';
-	return 0;
 }
 
 static int b64_char(char c)
@@ -583,13 +472,13 @@ static int object_fill(const cJSON *obj, struct lfsfs_fhir_object *o, char *why,
 		snprintf(why, whylen, "missing \"size\"");
 		return 1;
 	}
-	if (json_size(it, &o->size)) {
+	if (lfsfs_json_size(it, &o->size)) {
 		snprintf(why, whylen,
 		         "\"size\" must be a non-negative integer (a decimal string above 2^53)");
 		return 1;
 	}
 	it = field(obj, "sha256");
-	if (it && (!cJSON_IsString(it) || parse_sha256(it->valuestring, o->sha256))) {
+	if (it && lfsfs_json_sha256(it, o->sha256)) {
 		snprintf(why, whylen,
 		         "\"sha256\" must be 64 hex digits, optionally prefixed 'sha256:'");
 		return 1;
@@ -679,7 +568,9 @@ int lfsfs_fhir_load(const char *file, struct lfsfs_fhir_set **out,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = json_load(file, &root);
+	rc = lfsfs_json_load_file(file, META_FILE_CAP, &root);
+	if (rc == -ENOENT)
+		rc = lfsfs_error_set(rc, "cannot read '%s': %s", file, lfsfs_code_name(rc));
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {

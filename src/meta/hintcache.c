@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lfsfs/error.h"
+#include "util/json.h"
 
 extern char **environ;
 
@@ -264,25 +265,6 @@ int lfsfs_hint_oid_format(const struct lfsfs_hint_oid_rec *r, struct lfsfs_buf *
 
 /* ------------------------------------------------------------------ JSON in */
 
-/* "sha256:<hex>" or "<hex>" (any case) -> lowercase hex; -1 if not one. */
-static int parse_oid(const char *s, char *out)
-{
-	if (!strncmp(s, "sha256:", 7))
-		s += 7;
-	for (int i = 0; i < LFSFS_OID_HEX_LEN; i++) {
-		char c = s[i];
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -1;
-		out[i] = c;
-	}
-	if (s[LFSFS_OID_HEX_LEN])
-		return -1;
-	out[LFSFS_OID_HEX_LEN] = '\0';
-	return 0;
-}
-
 static int parse_object(const char *data, size_t len, const char *what, cJSON **out)
 {
 	cJSON *root;
@@ -333,7 +315,7 @@ int lfsfs_hint_path_parse(const char *data, size_t len, const char *what,
 		goto out;
 	}
 	it = cJSON_GetObjectItemCaseSensitive(root, "lfs_oid");
-	if (!cJSON_IsString(it) || parse_oid(it->valuestring, out->oid)) {
+	if (lfsfs_json_sha256(it, out->oid)) {
 		rc = lfsfs_error_set(-LFSFS_EPARSE,
 		                     "cannot use '%s': \"lfs_oid\" must be \"sha256:<64 hex>\"",
 		                     what);
@@ -360,7 +342,7 @@ int lfsfs_hint_oid_parse(const char *data, size_t len, const char *what,
 	if ((rc = parse_object(data, len, what, &root)))
 		return rc;
 	it = cJSON_GetObjectItemCaseSensitive(root, "lfs_oid");
-	if (!cJSON_IsString(it) || parse_oid(it->valuestring, out->oid)) {
+	if (lfsfs_json_sha256(it, out->oid)) {
 		rc = lfsfs_error_set(-LFSFS_EPARSE,
 		                     "cannot use '%s': \"lfs_oid\" must be \"sha256:<64 hex>\"",
 		                     what);

@@ -7,142 +7,13 @@
 #include <string.h>
 
 #include "lfsfs/error.h"
-#include "util/buf.h"
+#include "util/json.h"
 #include "util/path.h"
 
 /* metadata.json lists a whole repository; per-object records are tiny.
  * Both caps stop a hostile or corrupt file from eating memory. */
 #define META_FILE_CAP ((size_t)256 << 20)
 #define RECORD_FILE_CAP ((size_t)1 << 20)
-/* Largest integer a JSON number (a double) carries exactly: 2^53. */
-#define JSON_EXACT_MAX 9007199254740992.0
-
-/* 1-based line and byte column of `at` inside buf. */
-static void text_position(const char *buf, const char *at, unsigned *line, unsigned *col)
-{
-	const char *p, *bol = buf;
-
-	*line = 1;
-	for (p = buf; p < at; p++) {
-		if (*p == '\n') {
-			(*line)++;
-			bol = p + 1;
-		}
-	}
-	*col = (unsigned)(at - bol) + 1;
-}
-
-/*
- * Read and parse the JSON file at path (at most cap bytes) into *out,
- * which the caller frees with cJSON_Delete().  -ENOENT is returned
- * without a message so callers can treat "absent" as a normal answer.
- */
-static int json_load(const char *path, size_t cap, cJSON **out)
-{
-	struct lfsfs_buf b = LFSFS_BUF_INIT(cap);
-	const char *end = NULL;
-	unsigned line, col;
-	int rc;
-
-	*out = NULL;
-	rc = lfsfs_buf_read_file(&b, path);
-	if (rc == -ENOENT)
-		goto out;
-	if (rc == -E2BIG) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot read '%s': larger than %zu bytes", path,
-		                     cap);
-		goto out;
-	}
-	if (rc) {
-		rc = lfsfs_error_set(rc, "cannot read '%s': %s", path, lfsfs_code_name(rc));
-		goto out;
-	}
-	end = memchr(b.data, '\0', b.len);
-	if (end) {
-		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': nul byte in json",
-		                     path, line, col);
-		goto out;
-	}
-	*out = cJSON_ParseWithOpts(b.data, &end, 1);
-	if (!*out) {
-		/* cJSON points return_parse_end at the failing byte. */
-		if (!end || end < b.data || end > b.data + b.len)
-			end = b.data;
-		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot parse '%s:%u:%u': malformed json", path,
-		                     line, col);
-		goto out;
-	}
-	rc = 0;
-out:
-	lfsfs_buf_release(&b);
-	return rc;
-}
-
-/* Decimal digits only, fits uint64. */
-static int parse_decimal(const char *s, uint64_t *out)
-{
-	uint64_t n = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9')
-			return -1;
-		d = (unsigned)(*s - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return -1;
-		n = n * 10 + d;
-	}
-	*out = n;
-	return 0;
-}
-
-/* A size is a non-negative integral JSON number (exact only up to 2^53,
- * so larger ones must be strings) or a string of decimal digits. */
-static int json_size(const cJSON *it, uint64_t *out)
-{
-	double d;
-
-	if (cJSON_IsString(it))
-		return parse_decimal(it->valuestring, out);
-	if (!cJSON_IsNumber(it))
-		return -1;
-	d = it->valuedouble;
-	if (!(d >= 0 && d <= JSON_EXACT_MAX) || (double)(uint64_t)d != d)
-		return -1;
-	*out = (uint64_t)d;
-	return 0;
-}
-
-/* "<hex>" or "sha256:<hex>", 64 hex digits in either case; out gets
- * lowercase.  -1 if malformed. */
-static int json_sha256(const cJSON *it, char *out)
-{
-	const char *s;
-
-	if (!cJSON_IsString(it))
-		return -1;
-	s = it->valuestring;
-	if (!strncmp(s, "sha256:", 7))
-		s += 7;
-	for (int i = 0; i < LFSFS_OID_HEX_LEN; i++) {
-		char c = s[i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -1;
-		out[i] = c;
-	}
-	if (s[LFSFS_OID_HEX_LEN])
-		return -1;
-	out[LFSFS_OID_HEX_LEN] = '\0';
-	return 0;
-}
 
 /* Present and not JSON null. */
 static const cJSON *field(const cJSON *obj, const char *name)
@@ -182,13 +53,13 @@ static int entry_fill(const cJSON *obj, struct lfsfs_meta_entry *e, const char *
 		*why = "missing \"size\"";
 		return 1;
 	}
-	if (json_size(it, &e->size)) {
+	if (lfsfs_json_size(it, &e->size)) {
 		*why = "\"size\" must be a non-negative integer (a decimal string above 2^53)";
 		return 1;
 	}
 	e->has_size = 1;
 	it = field(obj, "sha256");
-	if (it && json_sha256(it, e->sha256)) {
+	if (it && lfsfs_json_sha256(it, e->sha256)) {
 		*why = "\"sha256\" must be 64 hex digits, optionally prefixed 'sha256:'";
 		return 1;
 	}
@@ -242,7 +113,7 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = json_load(file, META_FILE_CAP, &root);
+	rc = lfsfs_json_load_file(file, META_FILE_CAP, &root);
 	if (rc == -ENOENT) {
 		rc = 0;
 		goto done;
@@ -426,7 +297,7 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid, struct lfsfs_recor
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = json_load(file, RECORD_FILE_CAP, &root);
+	rc = lfsfs_json_load_file(file, RECORD_FILE_CAP, &root);
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {
@@ -435,7 +306,7 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid, struct lfsfs_recor
 		goto out;
 	}
 	it = field(root, "sha256");
-	if (it && json_sha256(it, sha)) {
+	if (it && lfsfs_json_sha256(it, sha)) {
 		rc = lfsfs_error_set(-LFSFS_EPARSE,
 		                     "cannot use '%s': \"sha256\" must be 64 hex digits", file);
 		goto out;
@@ -493,7 +364,7 @@ int lfsfs_meta_read_sha256(const char *repo, const char *oid, struct lfsfs_recor
 
 	it = field(root, "size");
 	if (it) {
-		if (json_size(it, &out->size)) {
+		if (lfsfs_json_size(it, &out->size)) {
 			rc = lfsfs_error_set(
 			        -LFSFS_EPARSE,
 			        "cannot use '%s': \"size\" must be a non-negative integer", file);
@@ -543,7 +414,7 @@ int lfsfs_hint_read_url(const char *gitdir, const char *oid, char **url)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = json_load(file, RECORD_FILE_CAP, &root);
+	rc = lfsfs_json_load_file(file, RECORD_FILE_CAP, &root);
 	if (rc)
 		goto out;
 	if (!cJSON_IsObject(root)) {
@@ -553,7 +424,7 @@ int lfsfs_hint_read_url(const char *gitdir, const char *oid, char **url)
 	}
 	/* A hint filed under the wrong oid would point reads at other bytes. */
 	it = field(root, "lfs_oid");
-	if (it && (json_sha256(it, sha) || strcmp(sha, oid))) {
+	if (it && (lfsfs_json_sha256(it, sha) || strcmp(sha, oid))) {
 		rc = lfsfs_error_set(
 		        -LFSFS_EPARSE,
 		        "cannot use '%s': \"lfs_oid\" does not match the file name's oid", file);

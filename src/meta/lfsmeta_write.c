@@ -19,6 +19,7 @@
 
 #include "lfsfs/error.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/path.h"
 
 #define META_FILE_CAP ((size_t)256 << 20)
@@ -313,68 +314,6 @@ static int mkdir_parents(const char *repo, const char *rel)
 }
 
 /* ---- JSON in, JSON out -------------------------------------------------- */
-
-static void text_position(const char *buf, const char *at, unsigned *line, unsigned *col)
-{
-	const char *bol = buf;
-
-	*line = 1;
-	for (const char *p = buf; p < at; p++) {
-		if (*p == '\n') {
-			(*line)++;
-			bol = p + 1;
-		}
-	}
-	*col = (unsigned)(at - bol) + 1;
-}
-
-/* Parse the JSON file at path (display name `name`) into *out.  -ENOENT
- * without a message when absent; -LFSFS_EPARSE naming name:line:col. */
-static int json_load(const char *path, const char *name, size_t cap, cJSON **out)
-{
-	struct lfsfs_buf b = LFSFS_BUF_INIT(cap);
-	const char *end = NULL;
-	unsigned line, col;
-	int rc;
-
-	*out = NULL;
-	rc = lfsfs_buf_read_file(&b, path);
-	if (rc == -ENOENT)
-		goto out;
-	if (rc == -E2BIG) {
-		rc = lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': larger than %zu bytes", name,
-		                     cap);
-		goto out;
-	}
-	if (rc) {
-		rc = lfsfs_error_set(rc, "cannot read '%s': %s", name, strerror(-rc));
-		goto out;
-	}
-	end = memchr(b.data, '\0', b.len);
-	if (end) {
-		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE,
-		                     "cannot parse '%s:%u:%u': nul byte in json; the file was left "
-		                     "untouched: fix it by hand, then run the command again",
-		                     name, line, col);
-		goto out;
-	}
-	*out = cJSON_ParseWithOpts(b.data, &end, 1);
-	if (!*out) {
-		if (!end || end < b.data || end > b.data + b.len)
-			end = b.data;
-		text_position(b.data, end, &line, &col);
-		rc = lfsfs_error_set(-LFSFS_EPARSE,
-		                     "cannot parse '%s:%u:%u': malformed json; the file was left "
-		                     "untouched: fix it by hand, then run the command again",
-		                     name, line, col);
-		goto out;
-	}
-	rc = 0;
-out:
-	lfsfs_buf_release(&b);
-	return rc;
-}
 
 static int json_print(const cJSON *v, unsigned depth, struct lfsfs_buf *b);
 
@@ -1034,7 +973,7 @@ int lfsfs_writer_open(const char *repo, unsigned flags, struct lfsfs_writer **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = json_load(file, META_REL, META_FILE_CAP, &w->meta);
+	rc = lfsfs_json_load_edit(file, META_REL, META_FILE_CAP, &w->meta);
 	if (rc == -ENOENT) {
 		w->meta = cJSON_CreateObject();
 		rc = w->meta ? 0 : -ENOMEM;
@@ -1272,7 +1211,7 @@ static int record_load(const struct lfsfs_writer *w, const char *rel, cJSON **ou
 
 	if (!file)
 		return -ENOMEM;
-	rc = json_load(file, rel, RECORD_FILE_CAP, out);
+	rc = lfsfs_json_load_edit(file, rel, RECORD_FILE_CAP, out);
 	free(file);
 	if (rc == -ENOENT)
 		return 0;
@@ -1852,8 +1791,7 @@ int lfsfs_repo_locate(const char *repo_opt, char **repo, char **prefix)
 int lfsfs_repo_relpath(const char *repo, const char *prefix, const char *arg, char **out)
 {
 	struct lfsfs_buf in = LFSFS_BUF_INIT(PATH_MAX * 2);
-	char *res = NULL, *w;
-	const char *p;
+	char *res = NULL;
 	size_t n = strlen(repo);
 	int rc;
 
@@ -1866,34 +1804,12 @@ int lfsfs_repo_relpath(const char *repo, const char *prefix, const char *arg, ch
 		rc = lfsfs_buf_printf(&in, "%s/%s%s%s", repo, prefix, *prefix ? "/" : "", arg);
 	if (rc)
 		goto out;
-	res = malloc(in.len + 2);
+	/* in is absolute (repo comes from lfsfs_repo_locate()); collapse it lexically */
+	res = lfsfs_path_absolute(in.data);
 	if (!res) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* collapse "//", "/./" and "/x/../" lexically */
-	w = res;
-	for (p = in.data; *p;) {
-		const char *seg;
-		size_t len;
-		while (*p == '/')
-			p++;
-		seg = p;
-		while (*p && *p != '/')
-			p++;
-		len = (size_t)(p - seg);
-		if (len == 0 || (len == 1 && seg[0] == '.'))
-			continue;
-		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
-			while (w > res && *--w != '/')
-				;
-			continue;
-		}
-		*w++ = '/';
-		memcpy(w, seg, len);
-		w += len;
-	}
-	*w = '\0';
 	if (strncmp(res, repo, n) || res[n] != '/' || !res[n + 1]) {
 		rc = lfsfs_error_set(-EINVAL,
 		                     "refusing path '%s': it is outside the repository '%s'", arg,

@@ -164,40 +164,6 @@ static int cmp_item(const void *a, const void *b)
 		      ((const struct lfsfs_tracked *)b)->path);
 }
 
-/* As the view does: a ".git" directory, or a "gitdir: PATH" file. */
-static int find_gitdir(const char *repo, char **out)
-{
-	char *p = lfsfs_path_join(repo, ".git");
-	struct stat sb;
-	char buf[4096];
-	int fd;
-	ssize_t n;
-
-	if (!p)
-		return -ENOMEM;
-	if (stat(p, &sb)) {
-		free(p);
-		return lfsfs_error_set(-ENOENT, "'%s' is not a git repository (no .git); pass the "
-				       "top of a git working tree", repo);
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		*out = p;
-		return 0;
-	}
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	free(p);
-	if (n <= 8 || strncmp(buf, "gitdir: ", 8))
-		return lfsfs_error_set(-EINVAL, "'%s/.git' is neither a directory nor a gitdir "
-				       "file", repo);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = buf[8] == '/' ? strdup(buf + 8) : lfsfs_path_join(repo, buf + 8);
-	return *out ? 0 : -ENOMEM;
-}
-
 static int dup_opt(char **dst, const char *src)
 {
 	if (!src)
@@ -267,7 +233,7 @@ int lfsfs_tracked_load(const char *repo, const struct lfsfs_tracked_opts *opts,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((rc = find_gitdir(l->repo, &l->gitdir)))
+	if ((rc = lfsfs_find_gitdir(l->repo, &l->gitdir)))
 		goto fail;
 	if ((rc = lfsfs_meta_load(l->repo, &meta, opts ? opts->refused : NULL,
 				  opts ? opts->ctx : NULL)))
@@ -398,40 +364,6 @@ int lfsfs_tracked_find_repo(const char *dir, char **out)
 	return (*out = strdup(real)) ? 0 : -ENOMEM;
 }
 
-/* "/a//b/./c/../d" -> "/a/b/d" (malloc'd); in must be absolute. */
-static char *lexical(const char *in)
-{
-	char *out = malloc(strlen(in) + 2), *w = out;
-	const char *p = in;
-
-	if (!out)
-		return NULL;
-	while (*p) {
-		const char *seg;
-		size_t len;
-		while (*p == '/')
-			p++;
-		seg = p;
-		while (*p && *p != '/')
-			p++;
-		len = (size_t)(p - seg);
-		if (len == 0 || (len == 1 && seg[0] == '.'))
-			continue;
-		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
-			while (w > out && *--w != '/')
-				;
-			continue;
-		}
-		*w++ = '/';
-		memcpy(w, seg, len);
-		w += len;
-	}
-	if (w == out)
-		*w++ = '/';
-	*w = '\0';
-	return out;
-}
-
 /* The part of abs below root ("" for root itself), or NULL if outside. */
 static const char *below(const char *abs, const char *root)
 {
@@ -459,7 +391,7 @@ int lfsfs_tracked_relpath(const char *repo_abs, const char *cwd, const char *arg
 		joined = lfsfs_path_join(cwd, arg);
 	else
 		joined = lfsfs_path_join(repo_abs, arg);
-	if (!joined || !(norm = lexical(joined))) {
+	if (!joined || !(norm = lfsfs_path_absolute(joined))) {
 		rc = -ENOMEM;
 		goto out;
 	}

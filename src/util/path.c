@@ -1,11 +1,14 @@
-/* Normalization of untrusted repository-relative paths, and path joining. */
+/* Normalization of untrusted repository-relative paths, joining, absolute paths, gitdirs. */
 #include "util/path.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lfsfs/error.h"
 
@@ -123,4 +126,90 @@ char *lfsfs_path_join(const char *dir, const char *rel)
 	memcpy(s + dl + sep, rel, rl);
 	s[dl + sep + rl] = '\0';
 	return s;
+}
+
+char *lfsfs_path_absolute(const char *path)
+{
+	char cwd[4096], *joined, *out, *w;
+	const char *p;
+
+	if (path[0] == '/') {
+		joined = strdup(path);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return NULL;
+		joined = lfsfs_path_join(cwd, path);
+	}
+	if (!joined)
+		return NULL;
+	out = malloc(strlen(joined) + 2);
+	if (!out) {
+		free(joined);
+		return NULL;
+	}
+	/* collapse "//", "/./" and "/x/../" */
+	w = out;
+	for (p = joined; *p;) {
+		const char *seg;
+		size_t len;
+		while (*p == '/')
+			p++;
+		seg = p;
+		while (*p && *p != '/')
+			p++;
+		len = (size_t)(p - seg);
+		if (len == 0 || (len == 1 && seg[0] == '.'))
+			continue;
+		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (w > out && *--w != '/')
+				;
+			continue;
+		}
+		*w++ = '/';
+		memcpy(w, seg, len);
+		w += len;
+	}
+	if (w == out)
+		*w++ = '/';
+	*w = '\0';
+	free(joined);
+	return out;
+}
+
+int lfsfs_find_gitdir(const char *repo, char **out)
+{
+	char *p = lfsfs_path_join(repo, ".git");
+	struct stat sb;
+	char buf[4096];
+	int fd;
+	ssize_t n;
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	if (stat(p, &sb)) {
+		free(p);
+		return lfsfs_error_set(-ENOENT, "'%s' is not a git repository (no .git); pass the "
+		                       "top of a git working tree", repo);
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		*out = p;
+		return 0;
+	}
+	/* a worktree or submodule: ".git" is a file "gitdir: PATH" */
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	if (n <= 8 || strncmp(buf, "gitdir: ", 8))
+		return lfsfs_error_set(-EINVAL, "'%s/.git' is neither a directory nor a gitdir "
+		                       "file", repo);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[8] == '/')
+		*out = strdup(buf + 8);
+	else
+		*out = lfsfs_path_join(repo, buf + 8);
+	return *out ? 0 : -ENOMEM;
 }

@@ -331,43 +331,6 @@ static void refused_cb(const char *path, const char *why, void *ctx)
 	log_error("refusing .lfs-meta/metadata.json entry '%s': %s", path, why);
 }
 
-static int find_gitdir(const char *repo, char **out)
-{
-	char *p = lfsfs_path_join(repo, ".git");
-	struct stat sb;
-	char buf[4096];
-	int fd;
-	ssize_t n;
-
-	if (!p)
-		return -ENOMEM;
-	if (stat(p, &sb)) {
-		free(p);
-		return lfsfs_error_set(-ENOENT, "'%s' is not a git repository (no .git); pass the "
-				       "top of a git working tree", repo);
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		*out = p;
-		return 0;
-	}
-	/* a worktree or submodule: ".git" is a file "gitdir: PATH" */
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	free(p);
-	if (n <= 8 || strncmp(buf, "gitdir: ", 8))
-		return lfsfs_error_set(-EINVAL, "'%s/.git' is neither a directory nor a gitdir "
-				       "file", repo);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (buf[8] == '/')
-		*out = strdup(buf + 8);
-	else
-		*out = lfsfs_path_join(repo, buf + 8);
-	return *out ? 0 : -ENOMEM;
-}
-
 int lfsfs_view_open(const char *repo, struct lfsfs_view **out)
 {
 	struct lfsfs_view *v = calloc(1, sizeof(*v));
@@ -392,7 +355,7 @@ int lfsfs_view_open(const char *repo, struct lfsfs_view **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((rc = find_gitdir(v->repo, &v->gitdir)))
+	if ((rc = lfsfs_find_gitdir(v->repo, &v->gitdir)))
 		goto fail;
 	if ((rc = lfsfs_meta_load(v->repo, &v->meta, refused_cb, v)))
 		goto fail;
