@@ -794,16 +794,16 @@ static void set_error(struct pushobj *o, int rc)
  */
 static void ask(struct lfsfs_resolver *r, struct pushobj *o, size_t n)
 {
-	size_t todo = 0;
+	size_t pending = 0;
 
 	for (size_t i = 0; i < n; i++)
-		todo += o[i].v != V_REGISTERED;
-	if (!todo)
+		pending += o[i].v != V_REGISTERED;
+	if (!pending)
 		return;
 	if (r->ops->resolve_batch) {
-		struct lfsfs_resolve_query *q = calloc(todo, sizeof(*q));
-		struct lfsfs_record *rec = calloc(todo, sizeof(*rec));
-		size_t *idx = calloc(todo, sizeof(*idx)), k = 0;
+		struct lfsfs_resolve_query *q = calloc(pending, sizeof(*q));
+		struct lfsfs_record *rec = calloc(pending, sizeof(*rec));
+		size_t *idx = calloc(pending, sizeof(*idx)), k = 0;
 		if (q && rec && idx) {
 			for (size_t i = 0; i < n; i++) {
 				if (o[i].v == V_REGISTERED)
@@ -813,8 +813,8 @@ static void ask(struct lfsfs_resolver *r, struct pushobj *o, size_t n)
 					                             .size = o[i].size };
 				idx[k++] = i;
 			}
-			r->ops->resolve_batch(r, q, todo, rec);
-			for (k = 0; k < todo; k++) {
+			r->ops->resolve_batch(r, q, pending, rec);
+			for (k = 0; k < pending; k++) {
 				if (rec[k].n_urls)
 					take_urls(&o[idx[k]], &rec[k], r->ops->name);
 				lfsfs_record_release(&rec[k]);
