@@ -16,6 +16,7 @@
 
 #include "lfsfs/error.h"
 #include "util/config.h"
+#include "util/timefmt.h"
 
 #define JSON_BODY_CAP (32u << 20) /* a bulk answer for 1000 objects fits */
 #define CRED_FILE_CAP (64u << 10)
@@ -827,43 +828,6 @@ static int parse_basic_date(const char *s, time_t *out)
 	return *out == (time_t)-1 ? -1 : 0;
 }
 
-/* ISO 8601 UTC as Azure SAS writes `se`: YYYY-MM-DD[THH:MM[:SS[.f]]][Z]. */
-static int parse_iso_date(const char *s, time_t *out)
-{
-	struct tm tm;
-	int n = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
-		return -1;
-	s += n;
-	if (*s == 'T' || *s == 't') {
-		s++;
-		if (sscanf(s, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &n) != 2 || n != 5)
-			return -1;
-		s += n;
-		if (*s == ':') {
-			if (sscanf(s + 1, "%2d%n", &tm.tm_sec, &n) != 1 || n != 2)
-				return -1;
-			s += 3;
-			if (*s == '.')
-				for (s++; isdigit((unsigned char)*s); s++)
-					;
-		}
-	}
-	if (*s == 'Z' || *s == 'z')
-		s++;
-	if (*s)
-		return -1;
-	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = timegm(&tm);
-	return *out == (time_t)-1 ? -1 : 0;
-}
-
 int lfsfs_drs_url_expiry(const char *url, time_t *out)
 {
 	const char *q = url ? strchr(url, '?') : NULL;
@@ -895,7 +859,7 @@ int lfsfs_drs_url_expiry(const char *url, time_t *out)
 				if (parse_uint(val, &v) == 0)
 					goog_exp = v;
 			} else if (!strcmp(name, "se")) {
-				if (parse_iso_date(val, &t) == 0 && (!best || t < best))
+				if (lfsfs_time_iso8601_utc(val, &t) == 0 && (!best || t < best))
 					best = t;
 			} else if (!strcasecmp(name, "Expires")) {
 				if (parse_uint(val, &v) == 0 && v > 0 &&

@@ -26,6 +26,7 @@
 #include "net/net.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/timefmt.h"
 
 extern char **environ;
 
@@ -380,66 +381,16 @@ int lfsfs_lfs_discover(const char *const *kv, size_t n, const char *branch, char
 
 /* ------------------------------------------------------------- time */
 
-static int digits(const char **p, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)(*p)[i]))
-			return -1;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
-
 int lfsfs_lfs_parse_time(const char *s, time_t *out)
 {
-	int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
-	const char *p = s;
-	struct tm tm;
 	time_t t;
 
 	*out = 0;
-	if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
-	    digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+	if (lfsfs_time_rfc3339(s, &t))
 		return -EINVAL;
-	p++;
-	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
-	    digits(&p, 2, &sec))
-		return -EINVAL;
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p++ == '-' ? -1 : 1;
-		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
-			return -EINVAL;
-	} else {
-		return -EINVAL;
-	}
-	if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-		return -EINVAL;
-	if (Y < 1970)
-		return 0; /* Go's zero time: "does not expire" */
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = Y - 1900;
-	tm.tm_mon = M - 1;
-	tm.tm_mday = D;
-	tm.tm_hour = h;
-	tm.tm_min = m;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -EINVAL;
-	*out = t - sign * (oh * 3600 + om * 60);
+	/* before 1970 is Go's zero time, which git-lfs servers send for "does
+	 * not expire" */
+	*out = t < 0 ? 0 : t;
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 
 #include "lfsfs/error.h"
 #include "net/net.h"
+#include "util/timefmt.h"
 
 extern char **environ;
 
@@ -139,67 +140,6 @@ static int read_trimmed(const char *path, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-/* RFC 3339: 2024-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm). */
-static int num(const char **p, int n)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++, (*p)++) {
-		if (!isdigit((unsigned char)**p))
-			return -1;
-		v = v * 10 + (**p - '0');
-	}
-	return v;
-}
-
-static int parse_rfc3339(const char *s, time_t *out)
-{
-	struct tm tm = { 0 };
-	const char *p = s;
-	int y, mo, d, h, mi, sec, off = 0;
-	time_t t;
-
-	while (isspace((unsigned char)*p))
-		p++;
-	if ((y = num(&p, 4)) < 0 || *p++ != '-' || (mo = num(&p, 2)) < 0 || *p++ != '-' ||
-	    (d = num(&p, 2)) < 0 || (*p != 'T' && *p != 't' && *p != ' ') || !*p++ ||
-	    (h = num(&p, 2)) < 0 || *p++ != ':' || (mi = num(&p, 2)) < 0 || *p++ != ':' ||
-	    (sec = num(&p, 2)) < 0)
-		return -LFSFS_EPARSE;
-	if (*p == '.' || *p == ',') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -LFSFS_EPARSE;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int sign = *p++ == '-' ? -1 : 1, oh, om;
-		if ((oh = num(&p, 2)) < 0 || (*p == ':' && !*p++) || (om = num(&p, 2)) < 0)
-			return -LFSFS_EPARSE;
-		off = sign * (oh * 3600 + om * 60);
-	} else {
-		return -LFSFS_EPARSE;
-	}
-	while (isspace((unsigned char)*p))
-		p++;
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -LFSFS_EPARSE;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -LFSFS_EPARSE;
-	*out = t - off;
-	return 0;
-}
-
 static void cred_clear(struct lfsfs_aws_cred *c)
 {
 	OPENSSL_cleanse(c, sizeof(*c));
@@ -220,7 +160,7 @@ static int cred_fill(struct lfsfs_aws_cred *c, const char *ak, const char *sk, c
 	    (rc = set_field(c->session_token, sizeof(c->session_token), tok ? tok : "",
 			    "session token", where)))
 		return rc;
-	if (expiration && *expiration && parse_rfc3339(expiration, &c->expires))
+	if (expiration && *expiration && lfsfs_time_rfc3339(expiration, &c->expires))
 		return lfsfs_error_set(-LFSFS_EPARSE, "%s: cannot parse expiration '%.64s'", where,
 				       expiration);
 	snprintf(c->source, sizeof(c->source), "%s", source);

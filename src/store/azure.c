@@ -23,6 +23,7 @@
 #include "net/net.h"
 #include "store/azure_auth.h"
 #include "util/log.h"
+#include "util/timefmt.h"
 
 struct az_state {
 	struct lfsfs_az_env env;            /* read once; immutable afterwards */
@@ -186,21 +187,12 @@ static void xml_field(const char *doc, const char *tag, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+/* An unparseable `se` is left for the server to judge. */
 static int sas_expired(const char *se, time_t now)
 {
-	struct tm tm;
-	int y, mo, d, h = 0, mi = 0, sec = 0;
+	time_t t;
 
-	if (sscanf(se, "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) < 3)
-		return 0;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return timegm(&tm) <= now;
+	return lfsfs_time_iso8601_utc(se, &t) == 0 && t <= now;
 }
 
 /*
