@@ -1026,6 +1026,7 @@ static void fill_info(struct lfsfs_object *o, struct lfsfs_object_info *out)
 	snprintf(out->key, sizeof(out->key), "%s", o->key);
 	snprintf(out->sha256, sizeof(out->sha256), "%s", o->sha256[0] ? o->sha256 : o->oid);
 	snprintf(out->etag, sizeof(out->etag), "%s", o->etag);
+	snprintf(out->url, sizeof(out->url), "%s", o->src.url ? o->src.url : "");
 	out->error = o->error;
 	if (o->flags & LFSFS_OBJ_VERIFIED_MEM)
 		out->state = LFSFS_STATE_VERIFIED;

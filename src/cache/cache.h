@@ -127,6 +127,7 @@ struct lfsfs_object_info {
 	char key[401];
 	char sha256[65];          /* known or computed, "" otherwise */
 	char etag[160];
+	char url[4096];           /* current source, "" until a read resolved one */
 	int error;                /* sticky error code, 0 if none */
 };
 

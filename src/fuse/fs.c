@@ -366,11 +366,18 @@ static int xattr_value(struct lfsfs_fs *fs, const struct lfsfs_vinfo *vi, const 
 	struct lfsfs_object_info info;
 
 	desc_of(vi, &d);
+	lfsfs_cache_peek(fs->cache, &d, &info);
 	if (!strcmp(name, "user.lfsfs.url")) {
 		struct lfsfs_resolve_query q = { d.oid, vi->relpath, d.size };
 		char *url = NULL, *etag = NULL;
-		int rc = lfsfs_resolve(lfsfs_view_resolver(fs->view), &q, &url, &etag);
-		if (rc)
+
+		/* the source a read already resolved; resolve only objects never
+		 * read (a network resolver would be asked on every getfattr) */
+		if (info.url[0]) {
+			lfsfs_redact(info.url, out, cap);
+			return (int)strlen(out);
+		}
+		if (lfsfs_resolve(lfsfs_view_resolver(fs->view), &q, &url, &etag))
 			return -ENODATA;
 		/* never hand out credentials or signed query strings */
 		lfsfs_redact(url, out, cap);
@@ -378,7 +385,6 @@ static int xattr_value(struct lfsfs_fs *fs, const struct lfsfs_vinfo *vi, const 
 		free(etag);
 		return (int)strlen(out);
 	}
-	lfsfs_cache_peek(fs->cache, &d, &info);
 	if (!strcmp(name, "user.lfsfs.oid")) {
 		if (!info.sha256[0])
 			return -ENODATA;
