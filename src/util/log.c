@@ -66,6 +66,39 @@ static int is_secret_header(const char *p)
 	return 0;
 }
 
+/*
+ * At p, a JSON member whose name says it holds a secret:
+ * "access_token": "...".  Returns the length up to and including the
+ * value's opening quote, or 0.
+ */
+static size_t secret_json_member(const char *p)
+{
+	static const char *const keys[] = {
+		"authorization", "access_token", "refresh_token", "id_token", "token",
+		"api_key", "apikey", "password", "client_secret", "private_key",
+		"secretaccesskey", "secret_access_key", "sessiontoken", "session_token",
+		"assertion", "accountkey", "sas_token",
+	};
+	const char *q;
+
+	if (*p != '"')
+		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t n = strlen(keys[i]);
+		if (strncasecmp(p + 1, keys[i], n) || p[1 + n] != '"')
+			continue;
+		q = p + 2 + n;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q++ != ':')
+			return 0;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		return *q == '"' ? (size_t)(q + 1 - p) : 0;
+	}
+	return 0;
+}
+
 char *lfsfs_redact(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
@@ -104,6 +137,18 @@ char *lfsfs_redact(const char *in, char *out, size_t cap)
 					end++;
 			}
 			p = end;
+			continue;
+		}
+		if ((hl = (int)secret_json_member(p))) {
+			/* keep the name, drop the string value (escapes included) */
+			for (int i = 0; i < hl; i++)
+				PUT(p[i]);
+			PUTS("REDACTED\"");
+			p += hl;
+			while (*p && *p != '"')
+				p += (*p == '\\' && p[1]) ? 2 : 1;
+			if (*p)
+				p++;
 			continue;
 		}
 		if ((p == in || p[-1] == '\n' || p[-1] == ' ' || p[-1] == '"') &&

@@ -39,6 +39,14 @@ static void test_urls(void)
 	CHECK_EQ_STR(redact("s3://bucket/key"), "s3://bucket/key");
 	CHECK_EQ_STR(redact("plain text, no secrets"), "plain text, no secrets");
 	REDACT("https://token@github.com/o/r.git", "github.com/o/r.git", "token");
+	/* secrets as JSON members (token endpoints, credential documents) */
+	REDACT("{\"access_token\": \"ya29.SECRET1\", \"expires_in\": 3599}", "expires_in", "SECRET1");
+	REDACT("{\"AccessKeyId\":\"AKIA1\",\"SecretAccessKey\":\"wJalr/SECRET2\"}", "AKIA1", "SECRET2");
+	REDACT("{\"Token\" : \"esc\\\"aped SECRET3\", \"Code\": \"Success\"}", "Success", "SECRET3");
+	REDACT("{\"Authorization\": \"Bearer SECRET4\"}", "Authorization", "SECRET4");
+	REDACT("{\"refresh_token\":\"SECRET5\"} tail", "tail", "SECRET5");
+	CHECK_EQ_STR(redact("{\"api_key\": \"k\", \"n\": 1}"), "{\"api_key\": \"REDACTED\", \"n\": 1}");
+	CHECK_EQ_STR(redact("{\"tokenizer\": \"kept\"}"), "{\"tokenizer\": \"kept\"}");
 	REDACT("https://host?sv=2020&sig=AZURESIG", "https://host", "AZURESIG");
 	REDACT("'https://u:p@h/x?q=1'", "h/x", "u:p");
 	REDACT("\"https://h/x?X-Goog-Signature=GSIG\"", "https://h/x", "GSIG");
