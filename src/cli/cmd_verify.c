@@ -313,16 +313,15 @@ out:
 
 /*
  * A presigned or signed URL (query string) is often valid for GET only: its
- * HEAD is refused (401/403, or 405 from some servers).  The status is only
- * in the message the engine wrote ("HTTP 403: access denied"); a network
- * failure or a 404 is not worth a second try.
+ * HEAD is refused (401/403, or 405 from some servers).  A network failure or
+ * a 404 is not worth a second try.
  */
-static int head_refused_signed(const char *url, const char *msg)
+static int head_refused_signed(const char *url, long status)
 {
 	if ((strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) ||
 	    !strchr(url, '?'))
 		return 0;
-	return strstr(msg, "HTTP 401") || strstr(msg, "HTTP 403") || strstr(msg, "HTTP 405");
+	return status == 401 || status == 403 || status == 405;
 }
 
 /*
@@ -367,7 +366,7 @@ static void verify_one(struct verify *v, struct vobj *o)
 	}
 	rc = lfsfs_store_head(v->st, t->url, &o->m);
 	if (rc == -LFSFS_ESOURCE_NOT_ACCESSIBLE && t->size &&
-	    head_refused_signed(t->url, lfsfs_error_message())) {
+	    head_refused_signed(t->url, o->m.status)) {
 		char head_err[768], get_err[768];
 		int prc;
 

@@ -95,6 +95,7 @@ static int http_head(struct lfsfs_store *st, const char *url, struct lfsfs_objme
 	req.fd = -1;
 	req.keep_headers = 1;
 	rc = lfsfs_net_perform(st->net, &req);
+	out->status = req.status;
 	if (rc) {
 		lfsfs_error_set(rc, "%s: cannot read '%s': %s", lfsfs_code_name(rc), url, req.error);
 		goto out;

@@ -69,6 +69,8 @@ struct lfsfs_fetch {
 
 /* What a HEAD (or metadata GET) says about an object, normalized. */
 struct lfsfs_objmeta {
+	long status;                /* HTTP status of the lookup, set on failure
+				     * too (0: none, or not an HTTP backend) */
 	uint64_t size;
 	int has_size;
 	char etag[160];             /* as served, quotes kept */
