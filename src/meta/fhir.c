@@ -1,8 +1,10 @@
 /* FHIR R4 DocumentReference generation from .lfs-meta/metadata.json. */
 #include "meta/fhir.h"
+#include "meta/lfsmeta.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -535,31 +537,34 @@ static int object_fill(const cJSON *obj, struct lfsfs_fhir_object *o, char *why,
 	return 0;
 }
 
-/* An object plus its position in the file, so duplicates keep the first. */
-struct ordered {
-	struct lfsfs_fhir_object o;
-	size_t order;
-};
-
-static int ordered_cmp(const void *a, const void *b)
+static int walk_fill(const cJSON *member, void *elem, char *why, size_t whylen)
 {
-	const struct ordered *x = a, *y = b;
-	int c = strcmp(x->o.path, y->o.path);
-
-	if (c)
-		return c;
-	return x->order < y->order ? -1 : x->order > y->order;
+	/* FHIR strings must be UTF-8; metadata.json paths need not be */
+	if (!utf8_valid(member->string)) {
+		snprintf(why, whylen, "path is not valid UTF-8");
+		return 1;
+	}
+	return object_fill(member, elem, why, whylen);
 }
+
+static void walk_release(void *elem)
+{
+	object_release(elem);
+}
+
+static const struct lfsfs_meta_walk_ops object_walk = {
+	.size = sizeof(struct lfsfs_fhir_object),
+	.path_off = offsetof(struct lfsfs_fhir_object, path),
+	.fill = walk_fill,
+	.release = walk_release,
+};
 
 int lfsfs_fhir_load(const char *file, struct lfsfs_fhir_set **out,
                     void (*skipped)(const char *path, const char *why, void *ctx), void *ctx)
 {
 	struct lfsfs_fhir_set *s = NULL;
-	struct ordered *tmp = NULL;
-	const cJSON *it;
 	cJSON *root = NULL;
-	size_t n = 0, total = 0, kept = 0;
-	char why[256];
+	void *objs = NULL;
 	int rc;
 
 	*out = NULL;
@@ -579,81 +584,12 @@ int lfsfs_fhir_load(const char *file, struct lfsfs_fhir_set **out,
 		        "cannot use '%s': top level must be a json object keyed by path", file);
 		goto out;
 	}
-	total = (size_t)cJSON_GetArraySize(root);
-	if (!total)
-		goto done;
-	tmp = calloc(total, sizeof(*tmp));
-	if (!tmp) {
-		rc = -ENOMEM;
+	if ((rc = lfsfs_meta_walk(root, &object_walk, skipped, ctx, &objs, &s->n)))
 		goto out;
-	}
-	cJSON_ArrayForEach(it, root)
-	{
-		struct ordered *e = &tmp[n];
-		const char *refusal = lfsfs_relpath_refusal(it->string);
-
-		if (!refusal && !utf8_valid(it->string))
-			refusal = "path is not valid UTF-8";
-		if (refusal) {
-			if (skipped)
-				skipped(it->string ? it->string : "", refusal, ctx);
-			continue;
-		}
-		rc = lfsfs_relpath_normalize(it->string, &e->o.path);
-		if (rc)
-			goto out;
-		rc = object_fill(it, &e->o, why, sizeof(why));
-		if (rc < 0)
-			goto out;
-		if (rc) {
-			if (skipped)
-				skipped(it->string, why, ctx);
-			object_release(&e->o);
-			rc = 0;
-			continue;
-		}
-		e->order = n++;
-	}
-	qsort(tmp, n, sizeof(*tmp), ordered_cmp);
-	for (size_t i = 0; i < n; i++) {
-		/* "a//b" and "a/b" normalize alike: the first in the file wins. */
-		if (kept && !strcmp(tmp[i].o.path, tmp[kept - 1].o.path)) {
-			if (skipped)
-				skipped(tmp[i].o.path,
-				        "duplicate path; an earlier entry names the same file",
-				        ctx);
-			object_release(&tmp[i].o);
-			continue;
-		}
-		if (i != kept) {
-			tmp[kept] = tmp[i];
-			memset(&tmp[i], 0, sizeof(tmp[i]));
-		}
-		kept++;
-	}
-	if (kept) {
-		s->objs = malloc(kept * sizeof(*s->objs));
-		if (!s->objs) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < kept; i++) {
-			s->objs[i] = tmp[i].o;
-			memset(&tmp[i].o, 0, sizeof(tmp[i].o));
-		}
-		s->n = kept;
-	}
-done:
+	s->objs = objs;
 	*out = s;
 	s = NULL;
-	rc = 0;
 out:
-	if (tmp) {
-		/* Moved-out slots were zeroed, so releasing all is safe. */
-		for (size_t i = 0; i < total; i++)
-			object_release(&tmp[i].o);
-		free(tmp);
-	}
 	lfsfs_fhir_set_free(s);
 	cJSON_Delete(root);
 	return rc;

@@ -3,6 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,31 +81,136 @@ static int entry_fill(const cJSON *obj, struct lfsfs_meta_entry *e, const char *
 	return 0;
 }
 
-/* An entry plus its position in the file, so duplicates keep the first. */
-struct ordered_entry {
-	struct lfsfs_meta_entry e;
-	size_t order;
+static char *elem_path(const struct lfsfs_meta_walk_ops *ops, void *elem)
+{
+	return *(char **)((char *)elem + ops->path_off);
+}
+
+struct walk_sort {
+	const struct lfsfs_meta_walk_ops *ops;
+	char *elems;
 };
 
-static int ordered_cmp(const void *a, const void *b)
+/* by path, then by position in the file (idx) */
+static int walk_cmp(const void *a, const void *b, void *arg)
 {
-	const struct ordered_entry *x = a, *y = b;
-	int c = strcmp(x->e.path, y->e.path);
+	const struct walk_sort *w = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(elem_path(w->ops, w->elems + x * w->ops->size),
+		       elem_path(w->ops, w->elems + y * w->ops->size));
 
-	if (c)
-		return c;
-	return x->order < y->order ? -1 : x->order > y->order;
+	return c ? c : (x > y) - (x < y);
 }
+
+int lfsfs_meta_walk(const struct cJSON *root, const struct lfsfs_meta_walk_ops *ops,
+		    void (*refused)(const char *path, const char *why, void *ctx), void *ctx,
+		    void **out, size_t *nout)
+{
+	size_t total = (size_t)cJSON_GetArraySize(root), n = 0, kept = 0;
+	char *elems = calloc(total ? total : 1, ops->size);
+	size_t *idx = calloc(total ? total : 1, sizeof(*idx));
+	char *res = NULL, why[256];
+	const cJSON *it;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!elems || !idx) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cJSON_ArrayForEach(it, root)
+	{
+		char *e = elems + n * ops->size;
+		const char *refusal = lfsfs_relpath_refusal(it->string);
+
+		if (refusal) {
+			if (refused)
+				refused(it->string ? it->string : "", refusal, ctx);
+			continue;
+		}
+		if ((rc = lfsfs_relpath_normalize(it->string, (char **)(e + ops->path_off))))
+			goto out;
+		why[0] = '\0';
+		rc = ops->fill(it, e, why, sizeof(why));
+		if (rc < 0) {
+			n++; /* released below */
+			goto out;
+		}
+		if (rc) {
+			if (refused)
+				refused(it->string, why, ctx);
+			ops->release(e);
+			memset(e, 0, ops->size);
+			rc = 0;
+			continue;
+		}
+		idx[n] = n;
+		n++;
+	}
+	{
+		struct walk_sort w = { ops, elems };
+		qsort_r(idx, n, sizeof(*idx), walk_cmp, &w);
+	}
+	if (n && !(res = malloc(n * ops->size))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *e = elems + idx[i] * ops->size;
+		/* "a//b" and "a/b" normalize alike: the first in the file wins. */
+		if (kept && !strcmp(elem_path(ops, e), elem_path(ops, res + (kept - 1) * ops->size))) {
+			if (refused)
+				refused(elem_path(ops, e),
+				        "duplicate path; an earlier entry names the same file", ctx);
+			ops->release(e);
+			continue;
+		}
+		memcpy(res + kept * ops->size, e, ops->size);
+		kept++;
+	}
+	n = 0; /* every element was moved or released */
+	*out = res;
+	*nout = kept;
+	res = NULL;
+out:
+	for (size_t i = 0; i < n; i++)
+		ops->release(elems + i * ops->size);
+	free(res);
+	free(elems);
+	free(idx);
+	return rc;
+}
+
+static int entry_walk_fill(const cJSON *member, void *elem, char *why, size_t whylen)
+{
+	const char *w = NULL;
+	int rc = entry_fill(member, elem, &w);
+
+	if (rc > 0)
+		snprintf(why, whylen, "%s", w ? w : "unusable entry");
+	return rc;
+}
+
+static void entry_walk_release(void *elem)
+{
+	entry_release(elem);
+}
+
+static const struct lfsfs_meta_walk_ops entry_walk = {
+	.size = sizeof(struct lfsfs_meta_entry),
+	.path_off = offsetof(struct lfsfs_meta_entry, path),
+	.fill = entry_walk_fill,
+	.release = entry_walk_release,
+};
 
 int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
                     void (*refused)(const char *path, const char *why, void *ctx), void *ctx)
 {
-	struct ordered_entry *tmp = NULL;
 	struct lfsfs_meta *m = NULL;
-	const cJSON *it;
 	cJSON *root = NULL;
 	char *file = NULL;
-	size_t n = 0, total = 0, kept = 0;
+	void *entries = NULL;
 	int rc;
 
 	*out = NULL;
@@ -126,80 +233,13 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		        "cannot use '%s': top level must be a json object keyed by path", file);
 		goto out;
 	}
-	total = (size_t)cJSON_GetArraySize(root);
-	if (!total)
-		goto done;
-	tmp = calloc(total, sizeof(*tmp));
-	if (!tmp) {
-		rc = -ENOMEM;
+	if ((rc = lfsfs_meta_walk(root, &entry_walk, refused, ctx, &entries, &m->n)))
 		goto out;
-	}
-	cJSON_ArrayForEach(it, root)
-	{
-		struct ordered_entry *oe = &tmp[n];
-		const char *why = lfsfs_relpath_refusal(it->string);
-
-		if (why) {
-			if (refused)
-				refused(it->string ? it->string : "", why, ctx);
-			continue;
-		}
-		rc = lfsfs_relpath_normalize(it->string, &oe->e.path);
-		if (rc)
-			goto out;
-		rc = entry_fill(it, &oe->e, &why);
-		if (rc < 0)
-			goto out;
-		if (rc) {
-			if (refused)
-				refused(it->string, why, ctx);
-			entry_release(&oe->e);
-			rc = 0;
-			continue;
-		}
-		oe->order = n++;
-	}
-
-	qsort(tmp, n, sizeof(*tmp), ordered_cmp);
-	for (size_t i = 0; i < n; i++) {
-		/* "a//b" and "a/b" normalize alike: the first in the file wins. */
-		if (kept && !strcmp(tmp[i].e.path, tmp[kept - 1].e.path)) {
-			if (refused)
-				refused(tmp[i].e.path,
-				        "duplicate path; an earlier entry names the same file",
-				        ctx);
-			entry_release(&tmp[i].e);
-			continue;
-		}
-		if (i != kept) {
-			tmp[kept] = tmp[i];
-			memset(&tmp[i], 0, sizeof(tmp[i]));
-		}
-		kept++;
-	}
-	n = kept;
-	if (n) {
-		m->entries = malloc(n * sizeof(*m->entries));
-		if (!m->entries) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < n; i++) {
-			m->entries[i] = tmp[i].e;
-			memset(&tmp[i].e, 0, sizeof(tmp[i].e));
-		}
-		m->n = n;
-	}
+	m->entries = entries;
 done:
 	*out = m;
 	m = NULL;
 out:
-	if (tmp) {
-		/* Moved-out slots were zeroed, so releasing all is safe. */
-		for (size_t i = 0; i < total; i++)
-			entry_release(&tmp[i].e);
-		free(tmp);
-	}
 	lfsfs_meta_free(m);
 	cJSON_Delete(root);
 	free(file);

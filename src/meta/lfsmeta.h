@@ -48,6 +48,27 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		    void *ctx);
 void lfsfs_meta_free(struct lfsfs_meta *m);
 
+/*
+ * The walk every reader of a path-keyed JSON object (metadata.json's shape)
+ * needs: members whose name is not a safe repo-relative path are refused;
+ * the others get their normalized path stored at path_off of a zeroed
+ * element of `size` bytes, and fill() completes it (0 kept, > 0 refused
+ * with a reason written to why, < 0 error).  The kept elements come back
+ * sorted by path in a malloc'd array (*out, *nout); of two members naming
+ * the same path after normalization, the first in the file wins.  refused
+ * (may be NULL) hears of every member left out.  release frees an element.
+ */
+struct cJSON;
+struct lfsfs_meta_walk_ops {
+	size_t size;
+	size_t path_off;    /* offsetof(element, its char *path) */
+	int (*fill)(const struct cJSON *member, void *elem, char *why, size_t whylen);
+	void (*release)(void *elem);
+};
+int lfsfs_meta_walk(const struct cJSON *root, const struct lfsfs_meta_walk_ops *ops,
+		    void (*refused)(const char *path, const char *why, void *ctx), void *ctx,
+		    void **out, size_t *nout);
+
 /* Binary search by normalized path; NULL if absent. */
 const struct lfsfs_meta_entry *lfsfs_meta_find(const struct lfsfs_meta *m,
 					       const char *path);
