@@ -23,7 +23,6 @@
 #include "util/path.h"
 
 /* Same cap as the mount's reader: metadata.json lists a whole repository. */
-#define META_FILE_CAP ((size_t)256 << 20)
 /* NDJSON is written in chunks of about this size. */
 #define WRITE_CHUNK ((size_t)64 << 10)
 /* FHIR id: [A-Za-z0-9\-\.]{1,64} */
@@ -573,17 +572,11 @@ int lfsfs_fhir_load(const char *file, struct lfsfs_fhir_set **out,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = lfsfs_json_load_file(file, META_FILE_CAP, &root);
+	rc = lfsfs_meta_read_root(file, &root);
 	if (rc == -ENOENT)
 		rc = lfsfs_error_set(rc, "cannot read '%s': %s", file, lfsfs_code_name(rc));
 	if (rc)
 		goto out;
-	if (!cJSON_IsObject(root)) {
-		rc = lfsfs_error_set(
-		        -LFSFS_EPARSE,
-		        "cannot use '%s': top level must be a json object keyed by path", file);
-		goto out;
-	}
 	if ((rc = lfsfs_meta_walk(root, &object_walk, skipped, ctx, &objs, &s->n)))
 		goto out;
 	s->objs = objs;

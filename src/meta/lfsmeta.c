@@ -182,6 +182,21 @@ out:
 	return rc;
 }
 
+int lfsfs_meta_read_root(const char *file, cJSON **root)
+{
+	int rc = lfsfs_json_load_file(file, META_FILE_CAP, root);
+
+	if (rc)
+		return rc;
+	if (!cJSON_IsObject(*root)) {
+		cJSON_Delete(*root);
+		*root = NULL;
+		return lfsfs_error_set(-LFSFS_EPARSE, "cannot use '%s': top level must be a json "
+				       "object keyed by path", file);
+	}
+	return 0;
+}
+
 static int entry_walk_fill(const cJSON *member, void *elem, char *why, size_t whylen)
 {
 	const char *w = NULL;
@@ -220,19 +235,13 @@ int lfsfs_meta_load(const char *repo, struct lfsfs_meta **out,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = lfsfs_json_load_file(file, META_FILE_CAP, &root);
+	rc = lfsfs_meta_read_root(file, &root);
 	if (rc == -ENOENT) {
 		rc = 0;
 		goto done;
 	}
 	if (rc)
 		goto out;
-	if (!cJSON_IsObject(root)) {
-		rc = lfsfs_error_set(
-		        -LFSFS_EPARSE,
-		        "cannot use '%s': top level must be a json object keyed by path", file);
-		goto out;
-	}
 	if ((rc = lfsfs_meta_walk(root, &entry_walk, refused, ctx, &entries, &m->n)))
 		goto out;
 	m->entries = entries;

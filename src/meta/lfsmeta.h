@@ -65,6 +65,10 @@ struct lfsfs_meta_walk_ops {
 	int (*fill)(const struct cJSON *member, void *elem, char *why, size_t whylen);
 	void (*release)(void *elem);
 };
+/* Load a metadata.json-shaped file: -ENOENT (no message) when missing,
+ * -LFSFS_EPARSE with line:col or "top level must be a json object". */
+int lfsfs_meta_read_root(const char *file, struct cJSON **root);
+
 int lfsfs_meta_walk(const struct cJSON *root, const struct lfsfs_meta_walk_ops *ops,
 		    void (*refused)(const char *path, const char *why, void *ctx), void *ctx,
 		    void **out, size_t *nout);
